@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { csrfSync } from 'csrf-sync';
+import express from 'express';
+import type { Store } from 'express-session';
+import helmet from 'helmet';
+import { createAuthHandlers } from './auth/login.js';
+import type { Provider } from './auth/provider.js';
+import type { Config } from './config.js';
+import { errorHandler, notFound } from './errors.js';
+import { createHttpLogger, type Logger } from './log.js';
+import { createReadyz, healthz } from './routes/health.js';
+import { createPages } from './routes/pages.js';
+import { requireUser } from './routes/require-user.js';
+import { createSessionMiddleware } from './session/session.js';
+
+export interface AppDeps {
+  config: Config;
+  provider: Provider;
+  logger: Logger;
+  /** Session store; undefined: express-session's in-process store (one instance, development). */
+  store?: Store;
+  /** Epoch seconds; tests move time. */
+  now?: () => number;
+  isShuttingDown?: () => boolean;
+}
+
+const root = (dir: string) => fileURLToPath(new URL(`../${dir}`, import.meta.url));
+
+/** Builds the app: no I/O, no listening, so tests can make as many as they like. */
+export function createApp(deps: AppDeps): express.Express {
+  const { config, provider, logger } = deps;
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const store = deps.store;
+
+  const { csrfSynchronisedProtection, generateToken } = csrfSync({
+    // The token comes from the form body only; csrf-sync then compares it with the session's copy.
+    getTokenFromRequest: (req) =>
+      (req.body as { _csrf?: unknown } | undefined)?._csrf as string | undefined,
+  });
+  const auth = createAuthHandlers({ config, provider, now });
+  const pages = createPages({
+    provider,
+    now,
+    apiUrl: config.apiUrl,
+    csrfToken: (req) => generateToken(req),
+  });
+  const readyz = createReadyz({
+    provider,
+    isShuttingDown: deps.isShuttingDown ?? (() => false),
+    pingStore: () => pingStore(store),
+  });
+  const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
+
+  const app = express();
+  app.disable('x-powered-by');
+  if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
+  // Repeated query keys stay strings or arrays; never objects (?state[x]=1).
+  app.set('query parser', 'simple');
+  app.set('view engine', 'ejs');
+  app.set('views', root('views'));
+
+  app.use(createHttpLogger(logger, () => randomUUID()));
+  app.use(
+    helmet({
+      contentSecurityPolicy: { directives: cspDirectives(config, provider) },
+      xFrameOptions: { action: 'deny' },
+      // HSTS means something only over https; on a plain-http development URL it is just noise.
+      strictTransportSecurity: config.appBaseUrl.protocol === 'https:',
+    }),
+  );
+  app.use(express.static(root('public'), { index: false, maxAge: '1h' }));
+  app.get('/healthz', healthz);
+  app.get('/readyz', readyz);
+
+  // Everything below may show personal data: never cached, by the browser or anyone between.
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  app.use(createSessionMiddleware(config, store));
+
+  // The route table.
+  app.get('/', pages.home);
+  app.get('/login', auth.login);
+  app.get('/callback', auth.callback);
+  app.get('/dashboard', requireUser, pages.dashboard);
+  app.get('/me', requireUser, pages.me);
+  app.post('/logout', form, csrfSynchronisedProtection, auth.logout);
+
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}
+
+/**
+ * A strict CSP: only our own script and style, no framing, no <base>, no plugins. Forms may post
+ * to the provider's origin because logout redirects there, and Chrome applies form-action to
+ * redirects after a form submission.
+ */
+function cspDirectives(config: Config, provider: Provider) {
+  const providerOrigin = () => new URL(provider.status().issuer).origin;
+  return {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", 'data:'],
+    connectSrc: ["'self'"],
+    fontSrc: ["'self'"],
+    objectSrc: ["'none'"],
+    baseUri: ["'none'"],
+    frameAncestors: ["'none'"],
+    formAction: ["'self'", (_req: unknown, _res: unknown) => providerOrigin()],
+    upgradeInsecureRequests: config.appBaseUrl.protocol === 'https:' ? [] : null,
+  };
+}
+
+function pingStore(store: Store | undefined): Promise<void> {
+  if (!store) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('session store timed out')), 1000);
+    store.get('readyz-probe', (err) => {
+      clearTimeout(timer);
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve();
+    });
+  });
+}

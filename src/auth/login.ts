@@ -1,0 +1,169 @@
+import type { Request, Response } from 'express';
+import * as client from 'openid-client';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import {
+  destroySession,
+  regenerateSession,
+  saveSession,
+  type SessionUser,
+} from '../session/session.js';
+import { callbackError, isUnreachable } from './oauth-errors.js';
+import type { Provider } from './provider.js';
+import { toStoredTokens } from './tokens.js';
+import { addTransaction, newTransaction, safeReturnTo, takeTransaction } from './transactions.js';
+
+export interface AuthDeps {
+  config: Config;
+  provider: Provider;
+  /** Epoch seconds. */
+  now: () => number;
+}
+
+/** GET /login, GET /callback, POST /logout: the authorization-code flow, in the order it happens. */
+export function createAuthHandlers({ config, provider, now }: AuthDeps) {
+  /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
+  async function login(req: Request, res: Response): Promise<void> {
+    const oidc = await provider.getConfiguration();
+    // Only a validated same-origin path is kept; nothing else from the request reaches the URL.
+    const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
+    req.session.transactions = addTransaction(req.session.transactions, tx, now());
+
+    const authorizationUrl = client.buildAuthorizationUrl(oidc, {
+      redirect_uri: config.redirectUri.href,
+      scope: config.oidc.scopes,
+      state: tx.state,
+      nonce: tx.nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(tx.codeVerifier),
+      code_challenge_method: 'S256',
+      // OIDC Core §11: a request for offline_access MUST carry prompt=consent, or the provider
+      // may ignore it and issue no refresh token (oidc-provider and Google do exactly that).
+      ...(config.oidc.scopes.split(' ').includes('offline_access') && { prompt: 'consent' }),
+    });
+    // The transaction must be stored before the browser can come back with its state.
+    await saveSession(req);
+    res.redirect(authorizationUrl.href);
+  }
+
+  /** GET /callback?code&state[&iss]: verify, exchange, validate, then start a fresh session. */
+  async function callback(req: Request, res: Response): Promise<void> {
+    const state = req.query.state;
+    if (typeof state !== 'string' || state === '') {
+      throw new AppError('bad_request', 'The sign-in response had no valid state. Start again.');
+    }
+
+    // 1. Find this browser's transaction by state and consume it: a replay finds nothing.
+    const { tx, rest } = takeTransaction(req.session.transactions, state, now());
+    req.session.transactions = rest;
+    if (!tx) {
+      // A signed-in person pressing Back onto the callback URL is not an error.
+      if (req.session.user) return res.redirect('/dashboard');
+      await saveSession(req);
+      throw new AppError(
+        'transaction_not_found',
+        'It may have been used already, be older than 10 minutes, or have been opened in another browser. Start again.',
+      );
+    }
+    await saveSession(req);
+
+    // 2. Exchange the code. openid-client checks iss (RFC 9207), state and error first, then sends
+    //    the code with the PKCE verifier, then validates the ID token (signature, iss, aud, exp, nonce).
+    //    The callback URL is rebuilt from APP_BASE_URL, never from Host or X-Forwarded-*, and keeps
+    //    the whole query so the `iss` parameter is checked too.
+    const oidc = await provider.getConfiguration();
+    const currentUrl = new URL(config.redirectUri);
+    currentUrl.search = new URL(req.originalUrl, config.appBaseUrl).search;
+    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    try {
+      tokens = await client.authorizationCodeGrant(oidc, currentUrl, {
+        expectedState: tx.state,
+        expectedNonce: tx.nonce,
+        pkceCodeVerifier: tx.codeVerifier,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      throw callbackError(err);
+    }
+
+    // 3. Only now are the tokens trusted. Keep the claims the pages need.
+    const user = await userFrom(oidc, tokens);
+
+    // 4. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
+    await regenerateSession(req);
+    if (Object.keys(rest).length > 0) req.session.transactions = rest;
+    req.session.user = user;
+    req.session.tokens = toStoredTokens(tokens, now());
+    req.session.authenticatedAt = now();
+    await saveSession(req);
+    req.log.info({ sub: user.sub, iss: user.iss }, 'signed in');
+    res.redirect(tx.returnTo);
+  }
+
+  /** POST /logout (CSRF-checked): revoke, forget, then end the provider's session too. */
+  async function logout(req: Request, res: Response): Promise<void> {
+    const tokens = req.session.tokens;
+    const oidc = await provider.getConfiguration().catch(() => undefined);
+    const metadata = oidc?.serverMetadata();
+
+    // Revoking the refresh token ends the grant, so a leaked copy is worthless (RFC 7009).
+    if (oidc && metadata?.revocation_endpoint && tokens?.refreshToken) {
+      await client
+        .tokenRevocation(oidc, tokens.refreshToken, { token_type_hint: 'refresh_token' })
+        .catch((err: unknown) =>
+          req.log.warn({ err, unreachable: isUnreachable(err) }, 'token revocation failed'),
+        );
+    }
+    await destroySession(req);
+    res.clearCookie(config.session.cookieName, {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: config.session.secureCookie,
+    });
+    req.log.info('signed out');
+
+    // RP-initiated logout: the provider ends its session and sends the browser back home.
+    if (oidc && metadata?.end_session_endpoint && tokens?.idToken) {
+      const endSessionUrl = client.buildEndSessionUrl(oidc, {
+        id_token_hint: tokens.idToken,
+        post_logout_redirect_uri: config.postLogoutRedirectUri.href,
+      });
+      return res.redirect(303, endSessionUrl.href);
+    }
+    res.redirect(303, '/');
+  }
+
+  return { login, callback, logout };
+}
+
+/**
+ * The person as the pages see them: (iss, sub) from the validated ID token, plus name and email.
+ * When the ID token carries neither, they come from userinfo, whose `sub` must match (OIDC Core §5.3.4).
+ */
+async function userFrom(
+  oidc: client.Configuration,
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+): Promise<SessionUser> {
+  const claims = tokens.claims();
+  if (!claims) throw new AppError('login_failed', 'The provider sent no ID token. Start again.');
+  let profile: Record<string, unknown> = claims;
+  if (
+    claims.name === undefined &&
+    claims.email === undefined &&
+    oidc.serverMetadata().userinfo_endpoint
+  ) {
+    try {
+      profile = {
+        ...claims,
+        ...(await client.fetchUserInfo(oidc, tokens.access_token, claims.sub)),
+      };
+    } catch (err) {
+      // A different subject is an attack or a broken provider: no session. An outage only costs the name.
+      if (!isUnreachable(err)) throw callbackError(err);
+    }
+  }
+  const user: SessionUser = { iss: claims.iss, sub: claims.sub };
+  if (typeof profile.name === 'string') user.name = profile.name;
+  if (typeof profile.email === 'string') user.email = profile.email;
+  return user;
+}

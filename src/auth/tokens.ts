@@ -1,0 +1,81 @@
+import * as client from 'openid-client';
+
+/** Tokens as the session keeps them: plain data, absolute times, never sent to the browser. */
+export interface StoredTokens {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  idToken?: string;
+  /** Epoch seconds; undefined when the provider did not say (`expires_in` is optional). */
+  expiresAt?: number;
+  /** Space-separated scopes granted, when the provider said. */
+  scope?: string;
+}
+
+/** Seconds before expiry at which a token counts as expired, so it does not die in flight. */
+export const DEFAULT_REFRESH_SKEW_SECONDS = 60;
+
+type TokenResponse = client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+
+/**
+ * Converts a token endpoint response into stored tokens. A refresh response may omit
+ * refresh_token, id_token or scope: keep the previous ones (RFC 6749 §6, OIDC Core §12.2).
+ */
+export function toStoredTokens(
+  response: TokenResponse,
+  now: number,
+  previous?: StoredTokens,
+): StoredTokens {
+  const expiresIn = response.expiresIn();
+  const tokens: StoredTokens = {
+    accessToken: response.access_token,
+    tokenType: response.token_type,
+  };
+  const refreshToken = response.refresh_token ?? previous?.refreshToken;
+  const idToken = response.id_token ?? previous?.idToken;
+  const scope = response.scope ?? previous?.scope;
+  if (refreshToken !== undefined) tokens.refreshToken = refreshToken;
+  if (idToken !== undefined) tokens.idToken = idToken;
+  if (scope !== undefined) tokens.scope = scope;
+  if (expiresIn !== undefined) tokens.expiresAt = now + expiresIn;
+  return tokens;
+}
+
+/** True when the access token is expired or will be within `skewSeconds`. Unknown expiry: false. */
+export function needsRefresh(
+  tokens: StoredTokens,
+  now: number,
+  skewSeconds = DEFAULT_REFRESH_SKEW_SECONDS,
+): boolean {
+  return tokens.expiresAt !== undefined && tokens.expiresAt - skewSeconds <= now;
+}
+
+/**
+ * True when a refresh failure means the grant is gone and only a new sign-in helps.
+ * Network errors, timeouts and 5xx are transient: the session must survive them.
+ */
+export function isFatalRefreshError(err: unknown): boolean {
+  return (
+    err instanceof client.ResponseBodyError &&
+    (err.error === 'invalid_grant' ||
+      err.error === 'invalid_client' ||
+      err.error === 'unauthorized_client')
+  );
+}
+
+/** What the dashboard may show about the tokens: times and flags, never a token value. */
+export interface TokenStatus {
+  expiresAt: number | undefined;
+  expiresInSeconds: number | undefined;
+  scopes: string[];
+  hasRefreshToken: boolean;
+}
+
+export function tokenStatus(tokens: StoredTokens, now: number): TokenStatus {
+  return {
+    expiresAt: tokens.expiresAt,
+    expiresInSeconds: tokens.expiresAt === undefined ? undefined : tokens.expiresAt - now,
+    scopes: tokens.scope?.split(' ').filter(Boolean) ?? [],
+    hasRefreshToken: tokens.refreshToken !== undefined,
+  };
+}

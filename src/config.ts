@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** Everything codeflow reads from its environment, validated once. */
+export interface Config {
+  readonly nodeEnv: string;
+  readonly isProduction: boolean;
+  readonly port: number;
+  /** Public URL of the app; the redirect URI is derived from it, never from request headers. */
+  readonly appBaseUrl: URL;
+  readonly redirectUri: URL;
+  readonly postLogoutRedirectUri: URL;
+  readonly oidc: {
+    /** Unset: the embedded development provider is started and its issuer filled in later. */
+    readonly issuer: URL | undefined;
+    readonly clientId: string;
+    readonly clientSecret: string;
+    readonly scopes: string;
+  };
+  /** Present when the embedded development provider runs (no OIDC_ISSUER, not production). */
+  readonly devProvider:
+    { readonly port: number; readonly accessTokenTtlSeconds: number } | undefined;
+  /** Unset: the embedded provider's demo API, or the provider's userinfo endpoint. */
+  readonly apiUrl: URL | undefined;
+  readonly session: {
+    /** The first signs new cookies; the others still verify old ones (rotation). */
+    readonly secrets: readonly string[];
+    /** True when no SESSION_SECRET was given and a random one was made for this start. */
+    readonly secretGenerated: boolean;
+    readonly cookieName: string;
+    readonly secureCookie: boolean;
+  };
+  readonly redisUrl: string | undefined;
+  readonly trustProxy: boolean | number | string | undefined;
+  readonly logLevel: string;
+  readonly httpTimeoutMs: number;
+}
+
+/** Thrown by {@link loadConfig} with every problem found, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MIN_SECRET_LENGTH = 32;
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional());
+const optionalPort = z.preprocess(
+  blankToUndefined,
+  z.coerce.number().int().min(0).max(65535).optional(),
+);
+
+const schema = z.object({
+  NODE_ENV: z.preprocess(blankToUndefined, z.string().default('development')),
+  PORT: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(65535).default(3000)),
+  APP_BASE_URL: optionalString,
+  OIDC_ISSUER: optionalString,
+  DEV_PROVIDER_PORT: optionalPort,
+  DEV_ACCESS_TOKEN_TTL: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).default(300)),
+  OIDC_CLIENT_ID: optionalString,
+  OIDC_CLIENT_SECRET: optionalString,
+  OIDC_SCOPES: z.preprocess(
+    blankToUndefined,
+    z.string().default('openid profile email offline_access'),
+  ),
+  API_URL: optionalString,
+  SESSION_SECRET: optionalString,
+  REDIS_URL: optionalString,
+  TRUST_PROXY: optionalString,
+  LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
+  HTTP_TIMEOUT_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(100).default(5000)),
+});
+
+/** Loopback hosts are the only ones allowed to speak plain http (development and tests). */
+export function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    hostname === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(hostname)
+  );
+}
+
+/**
+ * Validates the environment and returns the frozen configuration.
+ * Pure: the environment is a parameter, so tests pass plain objects.
+ * @throws {ConfigError} listing every problem at once.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const isProduction = e.NODE_ENV === 'production';
+
+  const url = (name: string, value: string | undefined): URL | undefined => {
+    if (value === undefined) return undefined;
+    let parsedUrl: URL;
+    try {
+      parsedUrl = new URL(value);
+    } catch {
+      problems.push(`${name}: not a URL (${JSON.stringify(value)})`);
+      return undefined;
+    }
+    if (parsedUrl.protocol === 'http:' && !isLoopbackHost(parsedUrl.hostname)) {
+      problems.push(`${name}: plain http is allowed only for loopback hosts; use https`);
+    } else if (parsedUrl.protocol !== 'http:' && parsedUrl.protocol !== 'https:') {
+      problems.push(`${name}: must be an http(s) URL`);
+    }
+    return parsedUrl;
+  };
+
+  const appBaseUrl = url('APP_BASE_URL', e.APP_BASE_URL ?? `http://localhost:${e.PORT}`);
+  if (appBaseUrl && (appBaseUrl.search || appBaseUrl.hash)) {
+    problems.push('APP_BASE_URL: must not have a query or fragment');
+  }
+  const issuer = url('OIDC_ISSUER', e.OIDC_ISSUER);
+  const apiUrl = url('API_URL', e.API_URL);
+
+  if (isProduction && !issuer && !e.OIDC_ISSUER) {
+    problems.push(
+      'OIDC_ISSUER: required when NODE_ENV=production (the embedded provider is for development)',
+    );
+  }
+  if (e.OIDC_ISSUER && !e.OIDC_CLIENT_ID)
+    problems.push('OIDC_CLIENT_ID: required with OIDC_ISSUER');
+  if (e.OIDC_ISSUER && !e.OIDC_CLIENT_SECRET) {
+    problems.push(
+      'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client)',
+    );
+  }
+
+  const secrets = e.SESSION_SECRET?.split(/\s+/).filter(Boolean) ?? [];
+  if (isProduction && secrets.length === 0) {
+    problems.push(
+      `SESSION_SECRET: required when NODE_ENV=production (at least ${MIN_SECRET_LENGTH} characters)`,
+    );
+  }
+  secrets.forEach((secret, i) => {
+    if (secret.length < MIN_SECRET_LENGTH) {
+      problems.push(
+        `SESSION_SECRET: value ${i + 1} is shorter than ${MIN_SECRET_LENGTH} characters`,
+      );
+    }
+  });
+
+  if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) {
+    problems.push('REDIS_URL: must start with redis:// or rediss://');
+  }
+
+  if (problems.length > 0 || !appBaseUrl) throw new ConfigError(problems);
+
+  const embedded = !issuer;
+  const secureCookie = appBaseUrl.protocol === 'https:';
+  // A trailing slash would make "/callback" resolve below the base path; keep the base's path.
+  const base = appBaseUrl.href.endsWith('/') ? appBaseUrl.href : `${appBaseUrl.href}/`;
+
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    isProduction,
+    port: e.PORT,
+    appBaseUrl: new URL(base),
+    redirectUri: new URL('callback', base),
+    postLogoutRedirectUri: new URL(base),
+    oidc: Object.freeze({
+      issuer,
+      clientId: e.OIDC_CLIENT_ID ?? 'codeflow-dev',
+      // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
+      clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
+      scopes: e.OIDC_SCOPES,
+    }),
+    devProvider: embedded
+      ? Object.freeze({
+          port: e.DEV_PROVIDER_PORT ?? (e.PORT === 0 ? 0 : e.PORT + 1),
+          accessTokenTtlSeconds: e.DEV_ACCESS_TOKEN_TTL,
+        })
+      : undefined,
+    apiUrl,
+    session: Object.freeze({
+      secrets: Object.freeze(
+        secrets.length > 0 ? secrets : [randomBytes(32).toString('base64url')],
+      ),
+      secretGenerated: secrets.length === 0,
+      // __Host- binds the cookie to this exact origin (Secure, Path=/, no Domain); browsers accept it only over https.
+      cookieName: secureCookie ? '__Host-codeflow.sid' : 'codeflow.sid',
+      secureCookie,
+    }),
+    redisUrl: e.REDIS_URL,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    logLevel: e.LOG_LEVEL,
+    httpTimeoutMs: e.HTTP_TIMEOUT_MS,
+  });
+}
+
+/** Express `trust proxy`: a hop count, true/false, or a list of addresses/subnets. */
+function parseTrustProxy(value: string | undefined): Config['trustProxy'] {
+  if (value === undefined) return undefined;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
+}

@@ -1,0 +1,90 @@
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+
+/** The few things that go wrong, each with a status and a sentence a person can act on. */
+export const ERROR_KINDS = {
+  bad_request: { status: 400, title: 'Something was wrong with that request' },
+  transaction_not_found: { status: 400, title: 'This sign-in link has expired' },
+  access_denied: { status: 403, title: 'Sign-in was cancelled' },
+  login_failed: { status: 400, title: 'Sign-in failed' },
+  provider_error: { status: 502, title: 'The sign-in provider answered with an error' },
+  provider_unavailable: { status: 503, title: 'The sign-in provider is unreachable' },
+  session_expired: { status: 401, title: 'Your session has ended' },
+  csrf: { status: 403, title: 'This form has expired' },
+  not_found: { status: 404, title: 'Page not found' },
+  internal: { status: 500, title: 'Something went wrong on our side' },
+} as const;
+
+export type ErrorKind = keyof typeof ERROR_KINDS;
+
+/** An error whose message is safe to show; `cause` is for the log only. */
+export class AppError extends Error {
+  readonly status: number;
+  readonly title: string;
+  constructor(
+    readonly kind: ErrorKind,
+    readonly userMessage: string,
+    options: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
+  ) {
+    super(`${kind}: ${userMessage}`, { cause: options.cause });
+    this.name = 'AppError';
+    this.status = options.status ?? ERROR_KINDS[kind].status;
+    this.title = ERROR_KINDS[kind].title;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+  readonly retryAfterSeconds: number | undefined;
+}
+
+export const notFound: RequestHandler = () => {
+  throw new AppError('not_found', 'There is nothing at this address.');
+};
+
+function wantsJson(req: Request): boolean {
+  return req.accepts(['html', 'json']) === 'json';
+}
+
+/** Turns library errors we know into AppErrors; anything else is a 500 whose details stay in the log. */
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const e = err as { code?: unknown; status?: unknown; type?: unknown };
+  // csrf-sync raises an http-errors 403 with this code.
+  if (e.code === 'EBADCSRFTOKEN') {
+    return new AppError('csrf', 'Reload the page and try again.', { cause: err });
+  }
+  // Body parsers raise http-errors 4xx (too large, malformed): the client's fault, not ours.
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    return new AppError('bad_request', 'The request could not be read.', {
+      cause: err,
+      status: e.status,
+    });
+  }
+  return new AppError(
+    'internal',
+    'Please try again. If it keeps happening, tell us the reference below.',
+    {
+      cause: err,
+    },
+  );
+}
+
+/**
+ * The one error handler: logs the cause with the request's correlation id and answers with a
+ * plain page, or JSON for clients that ask for it. Never a stack trace, never a library message.
+ */
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const error = toAppError(err);
+  const correlationId = String(req.id ?? '');
+  const level = error.status >= 500 ? 'error' : 'warn';
+  req.log[level]({ err: error.cause ?? error, kind: error.kind, correlationId }, error.title);
+
+  if (res.headersSent) return;
+  res.status(error.status);
+  res.set('Cache-Control', 'no-store');
+  if (error.retryAfterSeconds !== undefined)
+    res.set('Retry-After', String(error.retryAfterSeconds));
+  const body = { error: error.kind, title: error.title, message: error.userMessage, correlationId };
+  if (wantsJson(req)) {
+    res.json(body);
+    return;
+  }
+  res.render('error', { ...body, status: error.status });
+};

@@ -1,0 +1,76 @@
+import type { Store } from 'express-session';
+import type express from 'express';
+import { createApp } from './app.js';
+import { createProvider, type Provider } from './auth/provider.js';
+import type { Config } from './config.js';
+import {
+  startDevProvider,
+  type DevProvider,
+  type DevProviderOptions,
+} from './dev-provider/dev-provider.js';
+import type { Logger } from './log.js';
+
+export interface Runtime {
+  app: express.Express;
+  config: Config;
+  provider: Provider;
+  devProvider: DevProvider | undefined;
+  /** Stops what this runtime started (the embedded provider); the caller closes its own server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the pieces: the embedded development provider when no issuer is configured, the provider
+ * client, and the app. The caller listens.
+ */
+export async function createRuntime(
+  baseConfig: Config,
+  logger: Logger,
+  options: {
+    store?: Store;
+    isShuttingDown?: () => boolean;
+    devProviderListenHost?: string;
+    devProviderMiddleware?: DevProviderOptions['middleware'];
+  } = {},
+): Promise<Runtime> {
+  let config = baseConfig;
+  let devProvider: DevProvider | undefined;
+  if (!config.oidc.issuer && config.devProvider) {
+    devProvider = await startDevProvider({
+      port: config.devProvider.port,
+      hostname: config.appBaseUrl.hostname,
+      listenHost: options.devProviderListenHost,
+      middleware: options.devProviderMiddleware,
+      accessTokenTtlSeconds: config.devProvider.accessTokenTtlSeconds,
+      client: {
+        clientId: config.oidc.clientId,
+        clientSecret: config.oidc.clientSecret,
+        redirectUri: config.redirectUri.href,
+        postLogoutRedirectUri: config.postLogoutRedirectUri.href,
+      },
+      logger,
+    });
+    config = Object.freeze({
+      ...config,
+      oidc: Object.freeze({ ...config.oidc, issuer: devProvider.issuer }),
+      apiUrl: config.apiUrl ?? devProvider.apiUrl,
+    });
+  }
+  if (!config.oidc.issuer) throw new Error('no issuer: set OIDC_ISSUER');
+
+  const provider = createProvider({
+    issuer: config.oidc.issuer,
+    clientId: config.oidc.clientId,
+    clientSecret: config.oidc.clientSecret,
+    timeoutMs: config.httpTimeoutMs,
+    logger,
+  });
+  const app = createApp({
+    config,
+    provider,
+    logger,
+    store: options.store,
+    isShuttingDown: options.isShuttingDown,
+  });
+  return { app, config, provider, devProvider, close: async () => devProvider?.close() };
+}

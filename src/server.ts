@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { createRuntime } from './runtime.js';
+
+/** Seconds a shutdown may take before in-flight requests are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  if (config.session.secretGenerated) {
+    logger.warn(
+      'SESSION_SECRET is not set: using a random one, so sessions end when the app restarts',
+    );
+  }
+
+  let shuttingDown = false;
+  const runtime = await createRuntime(config, logger, { isShuttingDown: () => shuttingDown });
+  const server = createServer(runtime.app);
+  // Above a typical load balancer's idle timeout (60 s), so it never reuses a socket we just closed.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.listen(config.port, () => {
+    logger.info(
+      { url: runtime.config.appBaseUrl.href, issuer: runtime.config.oidc.issuer?.href },
+      `codeflow listening on ${runtime.config.appBaseUrl.href}`,
+    );
+  });
+
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      logger.warn('shutdown grace period over: closing remaining connections');
+      server.closeAllConnections();
+    }, SHUTDOWN_GRACE_MS);
+    force.unref();
+    server.close(() => {
+      void runtime.close().then(() => {
+        logger.info('shut down');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+}
+
+void main();

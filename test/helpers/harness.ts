@@ -1,0 +1,83 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import supertest from 'supertest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { LogCapture } from './logs.js';
+
+/** One request as the embedded provider saw it, after oidc-provider parsed it. */
+export interface ProviderRequest {
+  method: string;
+  path: string;
+  route: string | undefined;
+  params: Record<string, unknown>;
+  authorization: string | undefined;
+  status: number;
+}
+
+export interface Harness {
+  baseUrl: string;
+  server: Server;
+  runtime: Runtime;
+  logs: LogCapture;
+  /** Every request the embedded provider received, in order. */
+  providerRequests: ProviderRequest[];
+  /** A browser-like cookie jar for the app. */
+  app(): ReturnType<typeof supertest.agent>;
+  /** A browser-like cookie jar for the provider's origin. */
+  providerAgent(): ReturnType<typeof supertest.agent>;
+  close(): Promise<void>;
+}
+
+export const TEST_SESSION_SECRET = 'test-session-secret-that-is-long-enough-0123456789';
+
+/** Starts codeflow and its embedded provider on free 127.0.0.1 ports, logging into memory. */
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const logs = new LogCapture();
+  const config = loadConfig({
+    APP_BASE_URL: baseUrl,
+    PORT: String(port),
+    DEV_PROVIDER_PORT: '0',
+    SESSION_SECRET: TEST_SESSION_SECRET,
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+  const providerRequests: ProviderRequest[] = [];
+  const record = async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    providerRequests.push({
+      method: ctx.method,
+      path: ctx.path,
+      route: ctx.oidc?.route,
+      params: { ...(ctx.oidc?.params ?? {}) },
+      authorization: ctx.get('authorization') || undefined,
+      status: ctx.status,
+    });
+  };
+  const runtime = await createRuntime(config, createLogger('debug', logs.stream), {
+    devProviderListenHost: '127.0.0.1',
+    devProviderMiddleware: [record as never],
+  });
+  server.on('request', runtime.app);
+
+  return {
+    baseUrl,
+    server,
+    runtime,
+    logs,
+    providerRequests,
+    app: () => supertest.agent(server),
+    providerAgent: () => supertest.agent(runtime.devProvider!.issuer.origin),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await runtime.close();
+    },
+  };
+}

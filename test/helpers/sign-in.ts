@@ -1,0 +1,73 @@
+import type supertest from 'supertest';
+import type { Harness } from './harness.js';
+
+type Agent = ReturnType<typeof supertest.agent>;
+
+export interface SignInSteps {
+  /** The authorization request /login redirected to. */
+  authorizationUrl: URL;
+  /** The URL the provider sent the browser back to (code, state, iss). */
+  callbackUrl: URL;
+}
+
+/** The authorization request for a new sign-in: GET /login, expecting a redirect to the provider. */
+export async function startLogin(app: Agent, query = ''): Promise<URL> {
+  const res = await app.get(`/login${query}`).expect(302);
+  return new URL(res.headers.location as string);
+}
+
+/**
+ * Plays the person at the embedded provider: follows its redirects, fills in the login form and
+ * allows the consent, until the provider redirects back to the app. Bounded: at most 12 hops.
+ */
+export async function authorizeAtProvider(
+  h: Harness,
+  provider: Agent,
+  authorizationUrl: URL,
+  account: { login: string; password: string } = { login: 'alice', password: 'alice-password' },
+): Promise<URL> {
+  let next = authorizationUrl.pathname + authorizationUrl.search;
+  for (let hop = 0; hop < 12; hop++) {
+    const res = await provider.get(next);
+    if (res.status === 200) {
+      const html = res.text;
+      const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+      if (!action)
+        throw new Error(`provider page without a form at ${next}:\n${html.slice(0, 500)}`);
+      const post = action.endsWith('/login')
+        ? provider.post(action).type('form').send(account)
+        : provider.post(action).type('form').send({});
+      const answer = await post;
+      if (answer.status !== 303 && answer.status !== 302) {
+        throw new Error(
+          `provider form ${action} answered ${answer.status}: ${answer.text.slice(0, 300)}`,
+        );
+      }
+      next = answer.headers.location as string;
+    } else if (res.status === 302 || res.status === 303) {
+      next = res.headers.location as string;
+    } else {
+      throw new Error(`provider answered ${res.status} at ${next}: ${res.text.slice(0, 300)}`);
+    }
+    if (next.startsWith(h.baseUrl)) return new URL(next);
+    if (/^https?:/.test(next)) next = new URL(next).pathname + new URL(next).search;
+  }
+  throw new Error('too many provider redirects');
+}
+
+/** A whole sign-in: /login, the provider's pages, /callback. Returns the callback's response too. */
+export async function signIn(
+  h: Harness,
+  app: Agent,
+  options: { query?: string; account?: { login: string; password: string }; provider?: Agent } = {},
+): Promise<SignInSteps & { response: supertest.Response }> {
+  const authorizationUrl = await startLogin(app, options.query);
+  const callbackUrl = await authorizeAtProvider(
+    h,
+    options.provider ?? h.providerAgent(),
+    authorizationUrl,
+    options.account,
+  );
+  const response = await app.get(callbackUrl.pathname + callbackUrl.search);
+  return { authorizationUrl, callbackUrl, response };
+}
