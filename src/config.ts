@@ -118,8 +118,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 
   const appBaseUrl = url('APP_BASE_URL', e.APP_BASE_URL ?? `http://localhost:${e.PORT}`);
-  if (appBaseUrl && (appBaseUrl.search || appBaseUrl.hash)) {
-    problems.push('APP_BASE_URL: must not have a query or fragment');
+  if (appBaseUrl && (appBaseUrl.pathname !== '/' || appBaseUrl.search || appBaseUrl.hash)) {
+    problems.push(
+      'APP_BASE_URL: must be an origin such as https://app.example.com (codeflow serves from /)',
+    );
   }
   const issuer = url('OIDC_ISSUER', e.OIDC_ISSUER);
   const apiUrl = url('API_URL', e.API_URL);
@@ -159,16 +161,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   const embedded = !issuer;
   const secureCookie = appBaseUrl.protocol === 'https:';
-  // A trailing slash would make "/callback" resolve below the base path; keep the base's path.
-  const base = appBaseUrl.href.endsWith('/') ? appBaseUrl.href : `${appBaseUrl.href}/`;
+  const base = appBaseUrl.origin;
 
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     isProduction,
     port: e.PORT,
     appBaseUrl: new URL(base),
-    redirectUri: new URL('callback', base),
-    postLogoutRedirectUri: new URL(base),
+    redirectUri: new URL('/callback', base),
+    postLogoutRedirectUri: new URL('/', base),
     oidc: Object.freeze({
       issuer,
       clientId: e.OIDC_CLIENT_ID ?? 'codeflow-dev',

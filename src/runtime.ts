@@ -29,6 +29,8 @@ export async function createRuntime(
   options: {
     store?: Store;
     isShuttingDown?: () => boolean;
+    /** Epoch seconds; tests move time. */
+    now?: () => number;
     devProviderListenHost?: string;
     devProviderMiddleware?: DevProviderOptions['middleware'];
   } = {},
@@ -71,6 +73,7 @@ export async function createRuntime(
     logger,
     store: options.store,
     isShuttingDown: options.isShuttingDown,
+    now: options.now,
   });
   return { app, config, provider, devProvider, close: async () => devProvider?.close() };
 }

@@ -15,6 +15,8 @@ export interface ProviderRequest {
   params: Record<string, unknown>;
   authorization: string | undefined;
   status: number;
+  /** What the provider answered (the token endpoint's JSON, with the tokens it issued). */
+  body: unknown;
 }
 
 export interface Harness {
@@ -34,7 +36,10 @@ export interface Harness {
 export const TEST_SESSION_SECRET = 'test-session-secret-that-is-long-enough-0123456789';
 
 /** Starts codeflow and its embedded provider on free 127.0.0.1 ports, logging into memory. */
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  options: { now?: () => number } = {},
+): Promise<Harness> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -58,11 +63,13 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       params: { ...(ctx.oidc?.params ?? {}) },
       authorization: ctx.get('authorization') || undefined,
       status: ctx.status,
+      body: ctx.body,
     });
   };
   const runtime = await createRuntime(config, createLogger('debug', logs.stream), {
     devProviderListenHost: '127.0.0.1',
     devProviderMiddleware: [record as never],
+    now: options.now,
   });
   server.on('request', runtime.app);
 

@@ -55,6 +55,20 @@ export async function authorizeAtProvider(
   throw new Error('too many provider redirects');
 }
 
+/** Follows the provider's redirects from `path` until it sends the browser back to the app (≤ 8 hops). */
+export async function followToApp(h: Harness, provider: Agent, path: string): Promise<URL> {
+  let next = path;
+  for (let hop = 0; hop < 8; hop++) {
+    if (next.startsWith(h.baseUrl)) return new URL(next);
+    const url = new URL(next, h.runtime.devProvider!.issuer);
+    const res = await provider.get(url.pathname + url.search);
+    if (res.status !== 302 && res.status !== 303)
+      throw new Error(`provider answered ${res.status} at ${next}`);
+    next = res.headers.location as string;
+  }
+  throw new Error('too many provider redirects');
+}
+
 /** A whole sign-in: /login, the provider's pages, /callback. Returns the callback's response too. */
 export async function signIn(
   h: Harness,

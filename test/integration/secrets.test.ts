@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, TEST_SESSION_SECRET, type Harness } from '../helpers/harness.js';
+import { signIn } from '../helpers/sign-in.js';
+
+let h: Harness;
+beforeAll(async () => {
+  // A 30 s access token is inside the 60 s refresh skew, so every dashboard view refreshes.
+  h = await startHarness({ DEV_ACCESS_TOKEN_TTL: '30' });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('secrets stay secret', () => {
+  it('writes no token, code, verifier, state, secret or cookie to any log line or page during a whole session', async () => {
+    const app = h.app();
+    const { callbackUrl, authorizationUrl, response } = await signIn(h, app);
+    const pages = [response];
+    pages.push(await app.get('/dashboard').expect(200));
+    pages.push(await app.get('/dashboard').expect(200));
+    pages.push(await app.get('/').expect(200));
+    pages.push(await app.get('/me').set('Accept', 'application/json').expect(200));
+    const page = pages[1]!;
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1];
+    const cookie = page.request.cookies;
+    pages.push(await app.post('/logout').type('form').send({ _csrf: csrf }).expect(303));
+    pages.push(await app.get('/callback?code=abc&state=def').expect(400));
+
+    const tokenResponses = h.providerRequests.filter((r) => r.route === 'token');
+    expect(tokenResponses.map((r) => r.params.grant_type)).toEqual([
+      'authorization_code',
+      'refresh_token',
+      'refresh_token',
+    ]);
+    const secrets = new Map<string, string>([
+      ['code', callbackUrl.searchParams.get('code')!],
+      ['state', callbackUrl.searchParams.get('state')!],
+      ['nonce', authorizationUrl.searchParams.get('nonce')!],
+      ['client secret', h.runtime.config.oidc.clientSecret],
+      ['session secret', TEST_SESSION_SECRET],
+      ['session cookie', decodeURIComponent(cookie.split('=')[1]!.split(';')[0]!)],
+      ['csrf token', csrf!],
+    ]);
+    for (const [i, r] of tokenResponses.entries()) {
+      const body = r.body as Record<string, string>;
+      secrets.set(`access token ${i}`, body.access_token!);
+      secrets.set(`refresh token ${i}`, body.refresh_token!);
+      if (body.id_token) secrets.set(`id token ${i}`, body.id_token);
+      secrets.set(
+        `code verifier or refresh token sent ${i}`,
+        String(r.params.code_verifier ?? r.params.refresh_token),
+      );
+    }
+    for (const [name, value] of secrets) expect(value.length, name).toBeGreaterThan(15);
+
+    const logs = h.logs.text();
+    expect(h.logs.lines.length).toBeGreaterThan(8);
+    for (const [name, value] of secrets) {
+      expect(logs.includes(value), `${name} in the logs`).toBe(false);
+    }
+    const shown = pages.map((p) => `${JSON.stringify(p.headers)}\n${p.text}`).join('\n');
+    for (const [name, value] of secrets) {
+      if (name === 'csrf token' || name === 'session cookie') continue; // these belong in the page and its headers
+      if (name.startsWith('id token')) continue; // checked below: only in the logout redirect to the provider
+      expect(shown.includes(value), `${name} in a page or header`).toBe(false);
+    }
+    const withoutLogout = pages.filter((p) => p.status !== 303);
+    const idTokens = [...secrets].filter(([n]) => n.startsWith('id token')).map(([, v]) => v);
+    for (const p of withoutLogout)
+      for (const t of idTokens) expect(p.text + JSON.stringify(p.headers)).not.toContain(t);
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const secret = 's'.repeat(32);
+const real = {
+  OIDC_ISSUER: 'https://login.example.com',
+  OIDC_CLIENT_ID: 'codeflow',
+  OIDC_CLIENT_SECRET: 'shh',
+  APP_BASE_URL: 'https://app.example.com',
+};
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('runs the embedded demo with nothing set', () => {
+    const config = loadConfig({});
+    expect(config.appBaseUrl.href).toBe('http://localhost:3000/');
+    expect(config.redirectUri.href).toBe('http://localhost:3000/callback');
+    expect(config.oidc.issuer).toBeUndefined();
+    expect(config.devProvider).toEqual({ port: 3001, accessTokenTtlSeconds: 300 });
+    expect(config.session.secretGenerated).toBe(true);
+    expect(config.session.cookieName).toBe('codeflow.sid');
+    expect(config.session.secureCookie).toBe(false);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('makes a different random client secret and session secret on every start, never a fixed one', () => {
+    const a = loadConfig({});
+    const b = loadConfig({});
+    expect(a.oidc.clientSecret).not.toBe(b.oidc.clientSecret);
+    expect(a.session.secrets[0]).not.toBe(b.session.secrets[0]);
+    expect(a.session.secrets[0]!.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('refuses to start in production without an issuer or a session secret, naming each variable', () => {
+    const found = problems({ NODE_ENV: 'production' });
+    expect(found.some((p) => p.startsWith('OIDC_ISSUER'))).toBe(true);
+    expect(found.some((p) => p.startsWith('SESSION_SECRET'))).toBe(true);
+  });
+
+  it('reports every problem at once', () => {
+    const found = problems({
+      NODE_ENV: 'production',
+      OIDC_ISSUER: 'http://login.example.com',
+      SESSION_SECRET: 'short',
+      APP_BASE_URL: 'http://app.example.com',
+      API_URL: 'not a url',
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^APP_BASE_URL: plain http/),
+        expect.stringMatching(/^OIDC_ISSUER: plain http/),
+        expect.stringMatching(/^API_URL: not a URL/),
+        expect.stringMatching(/^SESSION_SECRET: value 1 is shorter than 32/),
+        expect.stringMatching(/^OIDC_CLIENT_ID: required/),
+        expect.stringMatching(/^OIDC_CLIENT_SECRET: required/),
+      ]),
+    );
+  });
+
+  it.each([
+    ['http://localhost:8080', true],
+    ['http://127.0.0.1:8080', true],
+    ['http://[::1]:8080', true],
+    ['http://app.localhost', true],
+    ['http://10.0.0.5', false],
+    ['http://example.com', false],
+    ['https://example.com', true],
+    ['ftp://example.com', false],
+  ])('accepts %s as APP_BASE_URL: %s', (url, ok) => {
+    expect(problems({ APP_BASE_URL: url })).toHaveLength(ok ? 0 : 1);
+  });
+
+  it('uses a __Host- prefixed Secure cookie when the base URL is https', () => {
+    const config = loadConfig({ ...real, SESSION_SECRET: secret });
+    expect(config.session.cookieName).toBe('__Host-codeflow.sid');
+    expect(config.session.secureCookie).toBe(true);
+    expect(config.devProvider).toBeUndefined();
+  });
+
+  it('accepts a production configuration and rotates several session secrets, first one first', () => {
+    const config = loadConfig({
+      ...real,
+      NODE_ENV: 'production',
+      SESSION_SECRET: `${secret} ${'o'.repeat(40)}`,
+    });
+    expect(config.session.secrets).toEqual([secret, 'o'.repeat(40)]);
+    expect(config.session.secretGenerated).toBe(false);
+    expect(config.isProduction).toBe(true);
+  });
+
+  it.each(['https://example.com/auth', 'https://example.com/?x=1', 'https://example.com/#top'])(
+    'refuses the base URL %s, which is not a bare origin',
+    (url) => {
+      expect(problems({ APP_BASE_URL: url })).toEqual([
+        expect.stringMatching(/^APP_BASE_URL: must be an origin/),
+      ]);
+    },
+  );
+
+  it('accepts a base URL with a trailing slash', () => {
+    expect(loadConfig({ APP_BASE_URL: 'https://example.com/' }).redirectUri.href).toBe(
+      'https://example.com/callback',
+    );
+  });
+
+  it.each([
+    ['1', 1],
+    ['true', true],
+    ['10.0.0.0/8', '10.0.0.0/8'],
+  ])('reads TRUST_PROXY=%s', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toBe(expected);
+  });
+
+  it('rejects an unknown LOG_LEVEL and a non-numeric PORT', () => {
+    const found = problems({ LOG_LEVEL: 'loud', PORT: 'eighty' });
+    expect(found).toHaveLength(2);
+  });
+});
