@@ -32,6 +32,8 @@ export async function createRuntime(
     /** Epoch seconds; tests move time. */
     now?: () => number;
     devProviderListenHost?: string;
+    /** Host name in the embedded provider's issuer; default: the app's host name. */
+    devProviderHostname?: string;
     devProviderMiddleware?: DevProviderOptions['middleware'];
   } = {},
 ): Promise<Runtime> {
@@ -40,7 +42,7 @@ export async function createRuntime(
   if (!config.oidc.issuer && config.devProvider) {
     devProvider = await startDevProvider({
       port: config.devProvider.port,
-      hostname: config.appBaseUrl.hostname,
+      hostname: options.devProviderHostname ?? config.appBaseUrl.hostname,
       listenHost: options.devProviderListenHost,
       middleware: options.devProviderMiddleware,
       accessTokenTtlSeconds: config.devProvider.accessTokenTtlSeconds,

@@ -38,7 +38,7 @@ export const TEST_SESSION_SECRET = 'test-session-secret-that-is-long-enough-0123
 /** Starts codeflow and its embedded provider on free 127.0.0.1 ports, logging into memory. */
 export async function startHarness(
   env: Record<string, string> = {},
-  options: { now?: () => number } = {},
+  options: { now?: () => number; devProviderHostname?: string } = {},
 ): Promise<Harness> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -70,6 +70,7 @@ export async function startHarness(
     devProviderListenHost: '127.0.0.1',
     devProviderMiddleware: [record as never],
     now: options.now,
+    devProviderHostname: options.devProviderHostname,
   });
   server.on('request', runtime.app);
 

@@ -1,0 +1,87 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserAvailable, launchChromium, outputDir } from '../helpers/browser.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+describe.runIf(browserAvailable())('a person signs in with Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+  const shots = outputDir('e2e');
+
+  beforeAll(async () => {
+    // The provider on "localhost", the app on "127.0.0.1": two sites, as in real life, so the
+    // SameSite=Lax cookie must survive the cross-site redirect back to /callback.
+    h = await startHarness({}, { devProviderHostname: 'localhost' });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  /** A fresh profile that records every CSP violation Chromium reports. */
+  async function newPage(): Promise<{ page: Page; violations: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on('console', (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) violations.push(msg.text());
+    });
+    return { page, violations };
+  }
+
+  it('signs in as alice, shows her dashboard and the API answer, then signs out everywhere', async () => {
+    const { page, violations } = await newPage();
+    await page.goto(h.baseUrl);
+    await page.screenshot({ path: `${shots}/1-home.png`, fullPage: true });
+
+    await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/interaction\//);
+    expect(new URL(page.url()).hostname).toBe('localhost');
+    await expect.poll(() => page.getByText('alice-password').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: `${shots}/2-provider-login.png`, fullPage: true });
+    await page.getByLabel('User name').fill('alice');
+    await page.getByLabel('Password').fill('alice-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    await page.waitForURL(/\/interaction\//);
+    await page.screenshot({ path: `${shots}/3-provider-consent.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Allow' }).click();
+
+    await page.waitForURL(`${h.baseUrl}/dashboard`);
+    await expect
+      .poll(() => page.getByRole('heading', { level: 1 }).textContent())
+      .toBe('Hello, Alice Liddell');
+    expect(await page.locator('pre.json').textContent()).toContain('looking-glass');
+    expect(await page.locator('#refresh-held').textContent()).toBe('yes');
+    await page.screenshot({ path: `${shots}/4-dashboard.png`, fullPage: true });
+
+    // The session cookie is invisible to scripts on the page (HttpOnly).
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/localhost:\d+\/session\/end/);
+    await page.screenshot({ path: `${shots}/5-provider-logout.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL(`${h.baseUrl}/`);
+    expect(await page.getByRole('main').getByRole('link', { name: 'Sign in' }).count()).toBe(1);
+
+    // Back at the dashboard: signed out, so off to the provider again.
+    await page.goto(`${h.baseUrl}/dashboard`);
+    await page.waitForURL(/\/interaction\//);
+
+    expect(violations).toEqual([]);
+  });
+
+  it('shows a plain error page with a reference when the sign-in link is stale', async () => {
+    const { page, violations } = await newPage();
+    const res = await page.goto(`${h.baseUrl}/callback?code=stale&state=stale`);
+    expect(res?.status()).toBe(400);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(
+      'This sign-in link has expired',
+    );
+    expect(await page.locator('#correlation-id').textContent()).toMatch(/^[0-9a-f-]{36}$/);
+    await page.screenshot({ path: `${shots}/6-error.png`, fullPage: true });
+    expect(violations).toEqual([]);
+  });
+});
