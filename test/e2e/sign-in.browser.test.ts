@@ -57,7 +57,7 @@ describe.runIf(browserAvailable())('a person signs in with Chromium', () => {
     await page.screenshot({ path: `${shots}/4-dashboard.png`, fullPage: true });
 
     // The session cookie is invisible to scripts on the page (HttpOnly).
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate('document.cookie')).toBe('');
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/localhost:\d+\/session\/end/);
