@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Each file starts its own app and provider on free ports; two cores, so two at a time.
     maxWorkers: 2,
-    reporters: ['default'],
+    // The JSON report lets .ci/run print one plain "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-output/vitest.json' },
   },
 });
