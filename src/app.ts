@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { csrfSync } from 'csrf-sync';
 import express from 'express';
-import type { Store } from 'express-session';
+import { MemoryStore, type Store } from 'express-session';
+import { DEFAULT_RETRY_POLICY } from './api/retry.js';
+import { TokenGuardStore } from './session/token-guard-store.js';
 import helmet from 'helmet';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
@@ -31,7 +33,8 @@ const root = (dir: string) => fileURLToPath(new URL(`../${dir}`, import.meta.url
 export function createApp(deps: AppDeps): express.Express {
   const { config, provider, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const store = deps.store;
+  // Whatever the backing store, a save never rolls tokens back to an older version.
+  const store = new TokenGuardStore(deps.store ?? new MemoryStore());
 
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // The token comes from the form body only; csrf-sync then compares it with the session's copy.
@@ -42,7 +45,13 @@ export function createApp(deps: AppDeps): express.Express {
   const pages = createPages({
     provider,
     now,
+    refreshSkewSeconds: config.refreshSkewSeconds,
     apiUrl: config.apiUrl,
+    api: {
+      authScheme: config.api.authScheme,
+      timeoutMs: config.httpTimeoutMs,
+      retry: { ...DEFAULT_RETRY_POLICY, budgetMs: config.api.retryBudgetMs },
+    },
     csrfToken: (req) => generateToken(req),
   });
   const readyz = createReadyz({
@@ -86,6 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/callback', auth.callback);
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
+  app.post('/refresh', requireUser, form, csrfSynchronisedProtection, pages.refreshNow);
   app.post('/logout', form, csrfSynchronisedProtection, auth.logout);
 
   app.use(notFound);
@@ -115,8 +125,7 @@ function cspDirectives(config: Config, provider: Provider) {
   };
 }
 
-function pingStore(store: Store | undefined): Promise<void> {
-  if (!store) return Promise.resolve();
+function pingStore(store: Store): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('session store timed out')), 1000);
     store.get('readyz-probe', (err) => {

@@ -33,7 +33,16 @@ export interface Config {
   readonly redisUrl: string | undefined;
   readonly trustProxy: boolean | number | string | undefined;
   readonly logLevel: string;
+  /** Timeout of every outbound call: token endpoint, userinfo, revocation, the API. */
   readonly httpTimeoutMs: number;
+  /** Refresh this many seconds before the access token expires. */
+  readonly refreshSkewSeconds: number;
+  readonly api: {
+    /** Authorization scheme for API calls: `Bearer`, or e.g. `token` for APIs that want it. */
+    readonly authScheme: string;
+    /** Total time the dashboard may spend waiting out 429s and 5xx before it gives up. */
+    readonly retryBudgetMs: number;
+  };
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one per line. */
@@ -72,6 +81,15 @@ const schema = z.object({
   TRUST_PROXY: optionalString,
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
   HTTP_TIMEOUT_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(100).default(5000)),
+  REFRESH_SKEW_SECONDS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(60)),
+  API_AUTH_SCHEME: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*$/)
+      .default('Bearer'),
+  ),
+  API_RETRY_BUDGET_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(5000)),
 });
 
 /** Loopback hosts are the only ones allowed to speak plain http (development and tests). */
@@ -197,6 +215,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     httpTimeoutMs: e.HTTP_TIMEOUT_MS,
+    refreshSkewSeconds: e.REFRESH_SKEW_SECONDS,
+    api: Object.freeze({ authScheme: e.API_AUTH_SCHEME, retryBudgetMs: e.API_RETRY_BUDGET_MS }),
   });
 }
 

@@ -9,6 +9,10 @@ export const ERROR_KINDS = {
   provider_error: { status: 502, title: 'The sign-in provider answered with an error' },
   provider_unavailable: { status: 503, title: 'The sign-in provider is unreachable' },
   session_expired: { status: 401, title: 'Your session has ended' },
+  api_forbidden: { status: 403, title: 'The API refused: a permission is missing' },
+  api_unauthorized: { status: 502, title: 'The API did not accept your access' },
+  api_rate_limited: { status: 503, title: 'The API is busy' },
+  api_error: { status: 502, title: 'The API had a problem' },
   csrf: { status: 403, title: 'This form has expired' },
   not_found: { status: 404, title: 'Page not found' },
   internal: { status: 500, title: 'Something went wrong on our side' },
@@ -20,18 +24,30 @@ export type ErrorKind = keyof typeof ERROR_KINDS;
 export class AppError extends Error {
   readonly status: number;
   readonly title: string;
+  readonly retryAfterSeconds: number | undefined;
+  /** Where "sign in again" should come back to. */
+  readonly returnTo: string | undefined;
+  /** Facts worth showing (label, value), such as the scopes granted and asked for. */
+  readonly details: ReadonlyArray<readonly [string, string]>;
   constructor(
     readonly kind: ErrorKind,
     readonly userMessage: string,
-    options: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
+    options: {
+      cause?: unknown;
+      status?: number;
+      retryAfterSeconds?: number;
+      returnTo?: string;
+      details?: ReadonlyArray<readonly [string, string]>;
+    } = {},
   ) {
     super(`${kind}: ${userMessage}`, { cause: options.cause });
     this.name = 'AppError';
     this.status = options.status ?? ERROR_KINDS[kind].status;
     this.title = ERROR_KINDS[kind].title;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.returnTo = options.returnTo;
+    this.details = options.details ?? [];
   }
-  readonly retryAfterSeconds: number | undefined;
 }
 
 export const notFound: RequestHandler = () => {
@@ -81,10 +97,20 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   res.set('Cache-Control', 'no-store');
   if (error.retryAfterSeconds !== undefined)
     res.set('Retry-After', String(error.retryAfterSeconds));
-  const body = { error: error.kind, title: error.title, message: error.userMessage, correlationId };
+  const body = {
+    error: error.kind,
+    title: error.title,
+    message: error.userMessage,
+    ...(error.details.length > 0 && { details: Object.fromEntries(error.details) }),
+    ...(error.retryAfterSeconds !== undefined && { retryAfterSeconds: error.retryAfterSeconds }),
+    correlationId,
+  };
   if (wantsJson(req)) {
     res.json(body);
     return;
   }
-  res.render('error', { ...body, status: error.status });
+  const signIn = error.returnTo
+    ? `/login?returnTo=${encodeURIComponent(error.returnTo)}`
+    : '/login';
+  res.render('error', { ...body, details: error.details, status: error.status, signIn });
 };

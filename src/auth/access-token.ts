@@ -1,79 +1,136 @@
 import type { Request } from 'express';
+import type { SessionData } from 'express-session';
 import * as client from 'openid-client';
 import { AppError } from '../errors.js';
-import { saveSession } from '../session/session.js';
-import { isFatalRefreshError } from './tokens.js';
-import { needsRefresh, toStoredTokens, type StoredTokens } from './tokens.js';
+import { destroySession, reloadSession, saveSession } from '../session/session.js';
 import type { Provider } from './provider.js';
+import { isFatalRefreshError, needsRefresh, toStoredTokens, type StoredTokens } from './tokens.js';
 
 export interface AccessTokenDeps {
   provider: Provider;
   /** Epoch seconds. */
   now: () => number;
-  refreshSkewSeconds?: number;
+  refreshSkewSeconds: number;
+}
+
+export interface RefreshOptions {
+  /** Refresh even if the token looks valid ("Refresh now", or the API said 401). */
+  force?: boolean;
+  /**
+   * The access token the API just refused. If the session already holds another one, a sibling
+   * request refreshed meanwhile: use that instead of spending the refresh token again.
+   */
+  rejectedAccessToken?: string;
+}
+
+interface Refreshed {
+  tokens: StoredTokens;
+  refresh: SessionData['refresh'] | undefined;
 }
 
 /** Refreshes in progress, by session id: concurrent requests of one session share one refresh. */
-const inFlight = new Map<string, Promise<StoredTokens>>();
+const inFlight = new Map<string, Promise<Refreshed>>();
 
 /**
- * The access token to call the API with, refreshed first when it is about to expire. The only
- * place that calls the token endpoint after sign-in.
- * @throws {AppError} session_expired when the grant is gone; provider_unavailable when the provider is down.
+ * The access token to call the API with, refreshed first when it is about to expire.
+ * @throws {AppError} session_expired (the session is gone) or provider_unavailable (it is kept).
  */
 export async function getFreshAccessToken(req: Request, deps: AccessTokenDeps): Promise<string> {
   const tokens = req.session.tokens;
-  if (!tokens) throw new AppError('session_expired', 'Please sign in again.');
+  if (!tokens)
+    throw new AppError('session_expired', 'Please sign in again.', { returnTo: req.originalUrl });
   if (!needsRefresh(tokens, deps.now(), deps.refreshSkewSeconds)) return tokens.accessToken;
   return (await refreshTokens(req, deps)).accessToken;
 }
 
 /**
- * Runs the refresh_token grant once per session at a time and stores the result. Requests that
- * joined another's refresh take its tokens too, so none of them writes stale tokens back.
+ * The only place that calls the token endpoint after sign-in. One refresh per session at a time:
+ * requests that arrive while it runs wait for it and take its tokens, so none of them spends the
+ * (single-use, rotating) refresh token again, and none writes stale tokens back afterwards.
  */
-export async function refreshTokens(req: Request, deps: AccessTokenDeps): Promise<StoredTokens> {
+export async function refreshTokens(
+  req: Request,
+  deps: AccessTokenDeps,
+  options: RefreshOptions = {},
+): Promise<StoredTokens> {
   const key = req.sessionID;
   let refresh = inFlight.get(key);
   if (!refresh) {
-    refresh = runRefresh(req, deps).finally(() => inFlight.delete(key));
+    refresh = runRefresh(req, deps, options).finally(() => inFlight.delete(key));
     inFlight.set(key, refresh);
   }
-  const tokens = await refresh;
-  req.session.tokens = tokens;
-  return tokens;
+  try {
+    const { tokens, refresh: stats } = await refresh;
+    // Take the shared result, so this request's copy of the session holds nothing stale.
+    req.session.tokens = tokens;
+    if (stats) req.session.refresh = stats;
+    return tokens;
+  } catch (err) {
+    if (err instanceof AppError && err.kind === 'session_expired' && req.session)
+      await destroySession(req);
+    throw err;
+  }
 }
 
-async function runRefresh(req: Request, deps: AccessTokenDeps): Promise<StoredTokens> {
-  const previous = req.session.tokens;
-  if (!previous?.refreshToken) {
-    throw new AppError('session_expired', 'Your access has expired. Please sign in again.');
-  }
+async function runRefresh(
+  req: Request,
+  deps: AccessTokenDeps,
+  options: RefreshOptions,
+): Promise<Refreshed> {
+  const returnTo = req.method === 'GET' ? req.originalUrl : '/dashboard';
+  const signInAgain = (message: string, cause?: unknown) =>
+    new AppError('session_expired', message, { cause, returnTo });
+
+  // Re-read: a request that finished just before this one may have refreshed already.
+  await reloadSession(req);
+  const current = req.session.tokens;
+  if (!current || !req.session.user) throw signInAgain('Please sign in again.');
+  const siblingRefreshed =
+    options.rejectedAccessToken !== undefined &&
+    current.accessToken !== options.rejectedAccessToken;
+  const stillFresh = !options.force && !needsRefresh(current, deps.now(), deps.refreshSkewSeconds);
+  if (siblingRefreshed || stillFresh) return { tokens: current, refresh: req.session.refresh };
+  if (!current.refreshToken)
+    throw signInAgain('Your access has expired and cannot be renewed. Please sign in again.');
+
   const oidc = await deps.provider.getConfiguration();
   let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
   try {
-    response = await client.refreshTokenGrant(oidc, previous.refreshToken);
+    // Never retried: a rotated refresh token is single-use, and a blind retry would look like theft.
+    response = await client.refreshTokenGrant(oidc, current.refreshToken);
   } catch (err) {
-    if (isFatalRefreshError(err)) {
+    if (!isFatalRefreshError(err)) {
       throw new AppError(
-        'session_expired',
-        'Your sign-in has expired or was revoked. Please sign in again.',
+        'provider_unavailable',
+        'The sign-in provider is unreachable. Try again in a minute.',
         {
           cause: err,
+          retryAfterSeconds: 30,
         },
       );
     }
-    throw new AppError(
-      'provider_unavailable',
-      'The sign-in provider is unreachable. Try again in a minute.',
-      {
-        cause: err,
-      },
-    );
+    // Another instance may have rotated the token a moment ago: if the store holds a newer one, use it.
+    await reloadSession(req);
+    const latest = req.session.tokens;
+    if (latest?.refreshToken && latest.refreshToken !== current.refreshToken) {
+      return { tokens: latest, refresh: req.session.refresh };
+    }
+    throw signInAgain('Your sign-in has expired or was revoked. Please sign in again.', err);
   }
-  const tokens = toStoredTokens(response, deps.now(), previous);
+
+  // OIDC Core §12.2: a refreshed ID token must be about the same person (the library checks iss and aud).
+  const claims = response.claims();
+  if (claims && claims.sub !== req.session.user.sub) {
+    throw signInAgain('The provider answered for a different account. Please sign in again.');
+  }
+
+  const tokens = toStoredTokens(response, deps.now(), current);
   req.session.tokens = tokens;
+  req.session.refresh = { count: (req.session.refresh?.count ?? 0) + 1, lastAt: deps.now() };
   await saveSession(req);
-  req.log.info({ expiresAt: tokens.expiresAt }, 'tokens refreshed');
-  return tokens;
+  req.log.info(
+    { expiresAt: tokens.expiresAt, refreshes: req.session.refresh.count },
+    'tokens refreshed',
+  );
+  return { tokens, refresh: req.session.refresh };
 }

@@ -1,17 +1,13 @@
 import type { Request, Response } from 'express';
-import { callApi } from '../api/provider-api.js';
-import { getFreshAccessToken, type AccessTokenDeps } from '../auth/access-token.js';
-import { isUnreachable } from '../auth/oauth-errors.js';
+import { fetchApiForSession, type SessionApiDeps } from '../api/session-api.js';
+import { refreshTokens } from '../auth/access-token.js';
 import { tokenStatus } from '../auth/tokens.js';
-import { AppError } from '../errors.js';
 
-export interface PageDeps extends AccessTokenDeps {
-  /** The API the dashboard calls; undefined: the provider's userinfo endpoint. */
-  apiUrl: URL | undefined;
+export interface PageDeps extends SessionApiDeps {
   csrfToken: (req: Request) => string;
 }
 
-/** GET /, GET /dashboard, GET /me. */
+/** GET /, GET /dashboard, POST /refresh, GET /me. */
 export function createPages(deps: PageDeps) {
   function home(req: Request, res: Response): void {
     const user = req.session?.user;
@@ -20,30 +16,21 @@ export function createPages(deps: PageDeps) {
 
   /** The person, their token status and what the API says, using a fresh access token. */
   async function dashboard(req: Request, res: Response): Promise<void> {
-    const oidc = await deps.provider.getConfiguration();
-    const accessToken = await getFreshAccessToken(req, deps);
-    const userinfo = oidc.serverMetadata().userinfo_endpoint;
-    const apiUrl = deps.apiUrl ?? (userinfo ? new URL(userinfo) : undefined);
-    const api = apiUrl
-      ? await callApi(oidc, accessToken, apiUrl).catch((err: unknown) => {
-          throw isUnreachable(err)
-            ? new AppError(
-                'provider_unavailable',
-                'The API did not answer. Try again in a minute.',
-                { cause: err },
-              )
-            : new AppError('provider_error', 'The API sent an answer we could not read.', {
-                cause: err,
-              });
-        })
-      : undefined;
+    const api = await fetchApiForSession(req, deps);
     res.render('dashboard', {
       user: req.session.user,
       tokens: tokenStatus(req.session.tokens!, deps.now()),
-      api,
-      apiUrl: apiUrl?.href,
+      refresh: req.session.refresh ?? { count: 0 },
+      api: api?.response,
+      apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),
     });
+  }
+
+  /** POST /refresh ("Refresh now", CSRF-checked): renew the tokens now, to watch it happen. */
+  async function refreshNow(req: Request, res: Response): Promise<void> {
+    await refreshTokens(req, deps, { force: true });
+    res.redirect(303, '/dashboard');
   }
 
   /** JSON of the signed-in person for scripts on the page: claims only, never a token. */
@@ -52,5 +39,5 @@ export function createPages(deps: PageDeps) {
     res.json({ iss, sub, name, email });
   }
 
-  return { home, dashboard, me };
+  return { home, dashboard, refreshNow, me };
 }

@@ -21,6 +21,8 @@ declare module 'express-session' {
     tokens: StoredTokens;
     /** Epoch seconds of the sign-in. */
     authenticatedAt: number;
+    /** Refreshes in this session. `count` also versions `tokens`: a save never moves it backwards. */
+    refresh: { count: number; lastAt?: number };
   }
 }
 
@@ -63,6 +65,13 @@ export function regenerateSession(req: Request): Promise<void> {
 export function saveSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) =>
     req.session.save((err) => (err ? reject(err) : resolve())),
+  );
+}
+
+/** `req.session.reload` as a promise: the session as the store has it now. */
+export function reloadSession(req: Request): Promise<void> {
+  return new Promise((resolve, reject) =>
+    req.session.reload((err) => (err ? reject(err) : resolve())),
   );
 }
 

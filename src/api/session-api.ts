@@ -1,0 +1,103 @@
+import type { Request } from 'express';
+import type * as client from 'openid-client';
+import { getFreshAccessToken, refreshTokens, type AccessTokenDeps } from '../auth/access-token.js';
+import { isUnreachable } from '../auth/oauth-errors.js';
+import { AppError } from '../errors.js';
+import { callApi, type ApiClientOptions, type ApiResponse } from './provider-api.js';
+
+export interface SessionApiDeps extends AccessTokenDeps {
+  /** The API to call; undefined: the provider's userinfo endpoint. */
+  apiUrl: URL | undefined;
+  api: ApiClientOptions;
+}
+
+/**
+ * Calls the API for the signed-in person and turns each kind of answer into what they should
+ * see: 401 refreshes once and retries once (never loops); 403 names the missing permission;
+ * 429 and 5xx, once retries are spent, say when to come back.
+ * @returns undefined when there is no API to call.
+ */
+export async function fetchApiForSession(
+  req: Request,
+  deps: SessionApiDeps,
+): Promise<{ url: URL; response: ApiResponse } | undefined> {
+  const oidc = await deps.provider.getConfiguration();
+  const userinfo = oidc.serverMetadata().userinfo_endpoint;
+  const url = deps.apiUrl ?? (userinfo ? new URL(userinfo) : undefined);
+  if (!url) return undefined;
+
+  let accessToken = await getFreshAccessToken(req, deps);
+  let response = await send(oidc, accessToken, url, deps.api);
+  if (response.status === 401) {
+    // RFC 6750 §3.1 invalid_token: expired early or revoked. One refresh, one retry.
+    accessToken = (
+      await refreshTokens(req, deps, { force: true, rejectedAccessToken: accessToken })
+    ).accessToken;
+    response = await send(oidc, accessToken, url, deps.api);
+    if (response.status === 401) {
+      throw new AppError(
+        'api_unauthorized',
+        'The API refused your access token, even a freshly renewed one. The API may expect another audience or scope; signing in again may help.',
+        { returnTo: req.originalUrl },
+      );
+    }
+  }
+  if (response.status === 403) throw forbidden(response, req.session.tokens?.scope);
+  if (response.status === 429) {
+    const seconds = Math.max(1, Math.ceil((response.retryAfterMs ?? 30_000) / 1000));
+    throw new AppError(
+      'api_rate_limited',
+      `It asked us to slow down. Try again in ${seconds} seconds.`,
+      {
+        retryAfterSeconds: seconds,
+      },
+    );
+  }
+  if (response.status >= 500) {
+    throw new AppError(
+      'api_error',
+      `It answered ${response.status} after ${response.attempts} attempts. Try again in a minute.`,
+      {
+        retryAfterSeconds: 60,
+      },
+    );
+  }
+  return { url, response };
+}
+
+async function send(
+  oidc: client.Configuration,
+  accessToken: string,
+  url: URL,
+  options: ApiClientOptions,
+) {
+  try {
+    return await callApi(oidc, accessToken, url, options);
+  } catch (err) {
+    if (isUnreachable(err)) {
+      throw new AppError(
+        'provider_unavailable',
+        'The API did not answer in time. Try again in a minute.',
+        {
+          cause: err,
+          retryAfterSeconds: 30,
+        },
+      );
+    }
+    throw new AppError('api_error', 'The API sent an answer we could not read.', { cause: err });
+  }
+}
+
+/** RFC 6750 §3.1 insufficient_scope: say what was granted and what the API asked for. */
+function forbidden(response: ApiResponse, grantedScope: string | undefined): AppError {
+  const details: Array<[string, string]> = [
+    ['Scopes granted', grantedScope || '(not stated by the provider)'],
+  ];
+  const required = response.challenge?.scope;
+  if (required) details.push(['Scopes the API asked for', required]);
+  return new AppError(
+    'api_forbidden',
+    'Your access token is valid but lacks a permission this API needs. Ask for the scope below (OIDC_SCOPES) or ask an administrator to grant it.',
+    { details },
+  );
+}
