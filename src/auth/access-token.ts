@@ -81,8 +81,8 @@ async function runRefresh(
   const signInAgain = (message: string, cause?: unknown) =>
     new AppError('session_expired', message, { cause, returnTo });
 
-  // Re-read: a request that finished just before this one may have refreshed already.
-  await reloadSession(req);
+  // Re-read: a request that finished just before this one may have refreshed already, or signed out.
+  if (!(await reread(req))) throw signInAgain('Please sign in again.');
   const current = req.session.tokens;
   if (!current || !req.session.user) throw signInAgain('Please sign in again.');
   const siblingRefreshed =
@@ -110,8 +110,7 @@ async function runRefresh(
       );
     }
     // Another instance may have rotated the token a moment ago: if the store holds a newer one, use it.
-    await reloadSession(req);
-    const latest = req.session.tokens;
+    const latest = (await reread(req)) ? req.session.tokens : undefined;
     if (latest?.refreshToken && latest.refreshToken !== current.refreshToken) {
       return { tokens: latest, refresh: req.session.refresh };
     }
@@ -133,4 +132,15 @@ async function runRefresh(
     'tokens refreshed',
   );
   return { tokens, refresh: req.session.refresh };
+}
+
+/** Reloads the session from the store; false when it is gone (signed out, expired, destroyed). */
+async function reread(req: Request): Promise<boolean> {
+  try {
+    await reloadSession(req);
+    return true;
+  } catch (err) {
+    req.log.debug({ err }, 'session vanished during refresh');
+    return false;
+  }
 }

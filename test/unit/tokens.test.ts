@@ -1,0 +1,171 @@
+import * as client from 'openid-client';
+import { describe, expect, it } from 'vitest';
+import {
+  isFatalRefreshError,
+  needsRefresh,
+  tokenStatus,
+  toStoredTokens,
+  type StoredTokens,
+} from '../../src/auth/tokens.js';
+
+const now = 1_700_000_000;
+
+/** A token endpoint response as openid-client returns it: the JSON plus helper methods. */
+function response(json: Record<string, unknown>) {
+  return {
+    token_type: 'bearer',
+    ...json,
+    expiresIn: () => (typeof json.expires_in === 'number' ? json.expires_in : undefined),
+    claims: () => undefined,
+  } as unknown as client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+}
+
+function responseBodyError(error: string, status = 400) {
+  const res = new Response(JSON.stringify({ error }), { status });
+  return new client.ResponseBodyError('server responded with an error', {
+    cause: { error },
+    response: res,
+  });
+}
+
+describe('needsRefresh', () => {
+  const tokens = (expiresAt?: number): StoredTokens => ({
+    accessToken: 'a',
+    tokenType: 'bearer',
+    expiresAt,
+  });
+  it.each([
+    ['expired an hour ago', now - 3600, 60, true],
+    ['expires now', now, 60, true],
+    ['expires within the skew', now + 59, 60, true],
+    ['expires exactly at the skew', now + 60, 60, true],
+    ['expires just after the skew', now + 61, 60, false],
+    ['expires in an hour', now + 3600, 60, false],
+    ['expires in 5 s with no skew', now + 5, 0, false],
+    ['has no stated expiry (rely on the 401 path)', undefined, 60, false],
+  ])('when the access token %s: %s', (_name, expiresAt, skew, expected) => {
+    expect(needsRefresh(tokens(expiresAt), now, skew)).toBe(expected);
+  });
+});
+
+describe('isFatalRefreshError', () => {
+  it.each([
+    [
+      'invalid_grant (revoked, expired or reused refresh token)',
+      responseBodyError('invalid_grant'),
+      true,
+    ],
+    ['invalid_client (credentials rotated)', responseBodyError('invalid_client', 401), true],
+    ['unauthorized_client', responseBodyError('unauthorized_client'), true],
+    ['temporarily_unavailable', responseBodyError('temporarily_unavailable', 503), false],
+    ['server_error', responseBodyError('server_error', 500), false],
+    ['a network failure', new TypeError('fetch failed'), false],
+    [
+      'a timeout',
+      new client.ClientError('operation timed out', { code: 'OAUTH_TIMEOUT' } as never),
+      false,
+    ],
+    [
+      'an HTML 500 page',
+      new client.ClientError('unexpected HTTP response status code', {
+        code: 'OAUTH_RESPONSE_IS_NOT_CONFORM',
+      } as never),
+      false,
+    ],
+    ['anything else', new Error('boom'), false],
+  ])('%s → fatal: %s', (_name, err, expected) => {
+    expect(isFatalRefreshError(err)).toBe(expected);
+  });
+});
+
+describe('toStoredTokens', () => {
+  const previous: StoredTokens = {
+    accessToken: 'old-at',
+    tokenType: 'bearer',
+    refreshToken: 'old-rt',
+    idToken: 'old-id',
+    scope: 'openid email',
+    expiresAt: now - 10,
+  };
+  it.each([
+    [
+      'a full response replaces everything and makes expiry absolute',
+      { access_token: 'at', refresh_token: 'rt', id_token: 'id', scope: 'openid', expires_in: 300 },
+      {
+        accessToken: 'at',
+        tokenType: 'bearer',
+        refreshToken: 'rt',
+        idToken: 'id',
+        scope: 'openid',
+        expiresAt: now + 300,
+      },
+    ],
+    [
+      'a refresh without refresh_token, id_token or scope keeps the previous ones',
+      { access_token: 'at', expires_in: 60 },
+      {
+        accessToken: 'at',
+        tokenType: 'bearer',
+        refreshToken: 'old-rt',
+        idToken: 'old-id',
+        scope: 'openid email',
+        expiresAt: now + 60,
+      },
+    ],
+    [
+      'a rotated refresh token replaces the old one',
+      { access_token: 'at', refresh_token: 'new-rt', expires_in: 60 },
+      {
+        accessToken: 'at',
+        tokenType: 'bearer',
+        refreshToken: 'new-rt',
+        idToken: 'old-id',
+        scope: 'openid email',
+        expiresAt: now + 60,
+      },
+    ],
+    [
+      'no expires_in leaves the expiry unknown',
+      { access_token: 'at' },
+      {
+        accessToken: 'at',
+        tokenType: 'bearer',
+        refreshToken: 'old-rt',
+        idToken: 'old-id',
+        scope: 'openid email',
+      },
+    ],
+  ])('%s', (_name, json, expected) => {
+    expect(toStoredTokens(response(json), now, previous)).toEqual(expected);
+  });
+
+  it('stores nothing it was not given on a first sign-in', () => {
+    expect(toStoredTokens(response({ access_token: 'at', expires_in: 10 }), now)).toEqual({
+      accessToken: 'at',
+      tokenType: 'bearer',
+      expiresAt: now + 10,
+    });
+  });
+});
+
+describe('tokenStatus', () => {
+  it('says when the token expires and what was granted, never a token value', () => {
+    const status = tokenStatus(
+      {
+        accessToken: 'SECRET-AT',
+        refreshToken: 'SECRET-RT',
+        tokenType: 'bearer',
+        expiresAt: now + 90,
+        scope: 'openid  email',
+      },
+      now,
+    );
+    expect(status).toEqual({
+      expiresAt: now + 90,
+      expiresInSeconds: 90,
+      scopes: ['openid', 'email'],
+      hasRefreshToken: true,
+    });
+    expect(JSON.stringify(status)).not.toContain('SECRET');
+  });
+});
