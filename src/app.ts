@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { csrfSync } from 'csrf-sync';
 import express from 'express';
-import { MemoryStore, type Store } from 'express-session';
+import type { Store } from 'express-session';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
+import { memoryBackend, type SessionBackend } from './session/store.js';
 import { TokenGuardStore } from './session/token-guard-store.js';
 import helmet from 'helmet';
 import { createAuthHandlers } from './auth/login.js';
@@ -20,8 +21,8 @@ export interface AppDeps {
   config: Config;
   provider: Provider;
   logger: Logger;
-  /** Session store; undefined: express-session's in-process store (one instance, development). */
-  store?: Store;
+  /** Session store and refresh lock; default: in-process (one instance, development). */
+  sessions?: SessionBackend;
   /** Epoch seconds; tests move time. */
   now?: () => number;
   isShuttingDown?: () => boolean;
@@ -33,8 +34,9 @@ const root = (dir: string) => fileURLToPath(new URL(`../${dir}`, import.meta.url
 export function createApp(deps: AppDeps): express.Express {
   const { config, provider, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  // Whatever the backing store, a save never rolls tokens back to an older version.
-  const store = new TokenGuardStore(deps.store ?? new MemoryStore());
+  const sessions = deps.sessions ?? memoryBackend();
+  // Whatever the backing store, a save never rolls tokens back, and a failure is a fast 503.
+  const store = new TokenGuardStore(sessions.store);
 
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // The token comes from the form body only; csrf-sync then compares it with the session's copy.
@@ -46,6 +48,8 @@ export function createApp(deps: AppDeps): express.Express {
     provider,
     now,
     refreshSkewSeconds: config.refreshSkewSeconds,
+    lock: sessions.lock,
+    inFlight: new Map(),
     apiUrl: config.apiUrl,
     api: {
       authScheme: config.api.authScheme,

@@ -8,6 +8,7 @@ export const ERROR_KINDS = {
   login_failed: { status: 400, title: 'Sign-in failed' },
   provider_error: { status: 502, title: 'The sign-in provider answered with an error' },
   provider_unavailable: { status: 503, title: 'The sign-in provider is unreachable' },
+  store_unavailable: { status: 503, title: 'Sessions are unavailable for a moment' },
   session_expired: { status: 401, title: 'Your session has ended' },
   api_forbidden: { status: 403, title: 'The API refused: a permission is missing' },
   api_unauthorized: { status: 502, title: 'The API did not accept your access' },

@@ -1,4 +1,3 @@
-import type { Store } from 'express-session';
 import type express from 'express';
 import { createApp } from './app.js';
 import { createProvider, type Provider } from './auth/provider.js';
@@ -9,6 +8,7 @@ import {
   type DevProviderOptions,
 } from './dev-provider/dev-provider.js';
 import type { Logger } from './log.js';
+import { memoryBackend, redisBackend, type SessionBackend } from './session/store.js';
 
 export interface Runtime {
   app: express.Express;
@@ -27,7 +27,8 @@ export async function createRuntime(
   baseConfig: Config,
   logger: Logger,
   options: {
-    store?: Store;
+    /** Default: Redis when REDIS_URL is set, else in-process. */
+    sessions?: SessionBackend;
     isShuttingDown?: () => boolean;
     /** Epoch seconds; tests move time. */
     now?: () => number;
@@ -62,6 +63,9 @@ export async function createRuntime(
   }
   if (!config.oidc.issuer) throw new Error('no issuer: set OIDC_ISSUER');
 
+  const sessions =
+    options.sessions ??
+    (config.redisUrl ? await redisBackend(config.redisUrl, logger) : memoryBackend());
   const provider = createProvider({
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
@@ -73,9 +77,18 @@ export async function createRuntime(
     config,
     provider,
     logger,
-    store: options.store,
+    sessions,
     isShuttingDown: options.isShuttingDown,
     now: options.now,
   });
-  return { app, config, provider, devProvider, close: async () => devProvider?.close() };
+  return {
+    app,
+    config,
+    provider,
+    devProvider,
+    close: async () => {
+      await sessions.close();
+      await devProvider?.close();
+    },
+  };
 }

@@ -3,6 +3,7 @@ import type { SessionData } from 'express-session';
 import * as client from 'openid-client';
 import { AppError } from '../errors.js';
 import { destroySession, reloadSession, saveSession } from '../session/session.js';
+import type { RefreshLock } from '../session/store.js';
 import type { Provider } from './provider.js';
 import { isFatalRefreshError, needsRefresh, toStoredTokens, type StoredTokens } from './tokens.js';
 
@@ -11,6 +12,10 @@ export interface AccessTokenDeps {
   /** Epoch seconds. */
   now: () => number;
   refreshSkewSeconds: number;
+  /** Serialises refreshes of one session across instances (Redis); a no-op in one process. */
+  lock: RefreshLock;
+  /** This instance's refreshes in progress, by session id (one map per app, see createApp). */
+  inFlight: RefreshesInFlight;
 }
 
 export interface RefreshOptions {
@@ -29,7 +34,7 @@ interface Refreshed {
 }
 
 /** Refreshes in progress, by session id: concurrent requests of one session share one refresh. */
-const inFlight = new Map<string, Promise<Refreshed>>();
+export type RefreshesInFlight = Map<string, Promise<Refreshed>>;
 
 /**
  * The access token to call the API with, refreshed first when it is about to expire.
@@ -54,10 +59,12 @@ export async function refreshTokens(
   options: RefreshOptions = {},
 ): Promise<StoredTokens> {
   const key = req.sessionID;
-  let refresh = inFlight.get(key);
+  let refresh = deps.inFlight.get(key);
   if (!refresh) {
-    refresh = runRefresh(req, deps, options).finally(() => inFlight.delete(key));
-    inFlight.set(key, refresh);
+    refresh = underLock(req, deps, () => runRefresh(req, deps, options)).finally(() =>
+      deps.inFlight.delete(key),
+    );
+    deps.inFlight.set(key, refresh);
   }
   try {
     const { tokens, refresh: stats } = await refresh;
@@ -132,6 +139,28 @@ async function runRefresh(
     'tokens refreshed',
   );
   return { tokens, refresh: req.session.refresh };
+}
+
+/** Runs `refresh` holding this session's cross-instance lock; the re-read inside sees the winner's tokens. */
+async function underLock<T>(
+  req: Request,
+  deps: AccessTokenDeps,
+  refresh: () => Promise<T>,
+): Promise<T> {
+  let release: () => Promise<void>;
+  try {
+    release = await deps.lock.acquire(req.sessionID);
+  } catch (err) {
+    throw new AppError('store_unavailable', 'Please try again in a few seconds.', {
+      cause: err,
+      retryAfterSeconds: 5,
+    });
+  }
+  try {
+    return await refresh();
+  } finally {
+    await release();
+  }
 }
 
 /** Reloads the session from the store; false when it is gone (signed out, expired, destroyed). */

@@ -1,12 +1,18 @@
 import { Store, type SessionData } from 'express-session';
+import { AppError } from '../errors.js';
 
 type Callback = (err?: unknown) => void;
 
+/** A store call that has not answered by then counts as a failure: a 503 now beats a hang. */
+const STORE_TIMEOUT_MS = 2000;
+
 /**
- * Wraps a session store so that a save never rolls tokens back. express-session writes the whole
- * session object: a request that loaded the session before a sibling refreshed would otherwise
- * write the old, already-spent refresh token back (expressjs/session#361). `refresh.count` versions
- * the tokens; a save carrying an older version keeps the stored tokens.
+ * Wraps the session store (memory or Redis) with two guarantees:
+ * - a save never rolls tokens back. express-session writes the whole session object, so a request
+ *   that loaded the session before a sibling refreshed would otherwise write the old, already-spent
+ *   refresh token back (expressjs/session#361). `refresh.count` versions the tokens; a save carrying
+ *   an older version keeps the stored tokens.
+ * - a store that fails or hangs gives a 503 AppError within two seconds, never a 500 or a hang.
  */
 export class TokenGuardStore extends Store {
   constructor(private readonly inner: Store) {
@@ -14,28 +20,51 @@ export class TokenGuardStore extends Store {
   }
 
   override get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void {
-    this.inner.get(sid, callback);
+    this.inner.get(sid, guarded(callback));
   }
 
   override set(sid: string, session: SessionData, callback?: Callback): void {
-    this.inner.get(sid, (err, stored) => {
-      if (err) return callback?.(err);
-      const storedVersion = stored?.refresh?.count ?? 0;
-      const incomingVersion = session.refresh?.count ?? 0;
-      const next =
-        stored?.tokens && session.tokens && storedVersion > incomingVersion
-          ? { ...session, tokens: stored.tokens, refresh: stored.refresh }
-          : session;
-      this.inner.set(sid, next, callback);
-    });
+    this.inner.get(
+      sid,
+      guarded((err: unknown, stored?: SessionData | null) => {
+        if (err) return callback?.(err);
+        const storedVersion = stored?.refresh?.count ?? 0;
+        const incomingVersion = session.refresh?.count ?? 0;
+        const next =
+          stored?.tokens && session.tokens && storedVersion > incomingVersion
+            ? { ...session, tokens: stored.tokens, refresh: stored.refresh }
+            : session;
+        this.inner.set(sid, next, guarded(callback));
+      }),
+    );
   }
 
   override destroy(sid: string, callback?: Callback): void {
-    this.inner.destroy(sid, callback);
+    this.inner.destroy(sid, guarded(callback));
   }
 
   override touch(sid: string, session: SessionData, callback?: Callback): void {
-    if (this.inner.touch) this.inner.touch(sid, session, callback);
+    if (this.inner.touch) this.inner.touch(sid, session, guarded(callback));
     else callback?.();
   }
+}
+
+/** The callback, called once: with the store's answer, or a 503 AppError on failure or timeout. */
+function guarded<A extends unknown[]>(callback: ((err?: unknown, ...rest: A) => void) | undefined) {
+  let done = false;
+  const timer = setTimeout(() => finish(new Error('session store timed out')), STORE_TIMEOUT_MS);
+  timer.unref();
+  function finish(err?: unknown, ...rest: A | []) {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    const failure = err
+      ? new AppError('store_unavailable', 'Please try again in a few seconds.', {
+          cause: err,
+          retryAfterSeconds: 5,
+        })
+      : undefined;
+    (callback as ((err?: unknown, ...rest: unknown[]) => void) | undefined)?.(failure, ...rest);
+  }
+  return finish as (err?: unknown, ...rest: A) => void;
 }

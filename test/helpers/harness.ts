@@ -26,6 +26,8 @@ export interface Harness {
   logs: LogCapture;
   /** Every request the embedded provider received, in order. */
   providerRequests: ProviderRequest[];
+  /** Milliseconds the embedded provider's token endpoint waits before answering (to widen races). */
+  providerDelay: { tokenMs: number };
   /** A browser-like cookie jar for the app. */
   app(): ReturnType<typeof supertest.agent>;
   /** A browser-like cookie jar for the provider's origin. */
@@ -54,7 +56,11 @@ export async function startHarness(
     ...env,
   });
   const providerRequests: ProviderRequest[] = [];
+  const providerDelay = { tokenMs: 0 };
   const record = async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    if (ctx.path === '/token' && providerDelay.tokenMs > 0) {
+      await new Promise((r) => setTimeout(r, providerDelay.tokenMs));
+    }
     await next();
     providerRequests.push({
       method: ctx.method,
@@ -80,6 +86,7 @@ export async function startHarness(
     runtime,
     logs,
     providerRequests,
+    providerDelay,
     app: () => supertest.agent(server),
     providerAgent: () => supertest.agent(runtime.devProvider!.issuer.origin),
     close: async () => {

@@ -1,0 +1,117 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../helpers/harness.js';
+import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
+import { authorizeAtProvider, startLogin } from '../helpers/sign-in.js';
+
+/**
+ * Two app instances behind one URL share one Redis, with no sticky sessions: what one instance
+ * starts, the other finishes.
+ */
+describe.runIf(redisAvailable())('several instances on one Redis', () => {
+  let redis: TestRedis;
+  let a: Harness;
+  let b: Harness;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    a = await startHarness({
+      REDIS_URL: redis.url,
+      DEV_ACCESS_TOKEN_TTL: '2',
+      REFRESH_SKEW_SECONDS: '0',
+    });
+    // Instance B talks to A's embedded provider as an ordinary external issuer.
+    b = await startHarness({
+      REDIS_URL: redis.url,
+      APP_BASE_URL: a.baseUrl,
+      OIDC_ISSUER: a.runtime.devProvider!.issuer.origin,
+      OIDC_CLIENT_ID: a.runtime.config.oidc.clientId,
+      OIDC_CLIENT_SECRET: a.runtime.config.oidc.clientSecret,
+      API_URL: a.runtime.devProvider!.apiUrl.href,
+      REFRESH_SKEW_SECONDS: '0',
+    });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await redis?.stop();
+  });
+
+  const refreshGrants = () =>
+    a.providerRequests.filter(
+      (r) => r.route === 'token' && r.params.grant_type === 'refresh_token',
+    );
+
+  /** Starts on A, finishes the callback on B; returns the session cookie both instances accept. */
+  async function signInAcrossInstances(): Promise<string> {
+    const onA = a.app();
+    const authorizationUrl = await startLogin(onA);
+    const preLogin = (await onA.get('/healthz')).request.cookies;
+    const callback = await authorizeAtProvider(a, a.providerAgent(), authorizationUrl);
+    const done = await b
+      .app()
+      .get(callback.pathname + callback.search)
+      .set('Cookie', preLogin)
+      .expect(302);
+    expect(done.headers.location).toBe('/dashboard');
+    return String(done.headers['set-cookie']).split(';')[0]!;
+  }
+
+  it('signs in on one instance and serves the session from the other', async () => {
+    const cookie = await signInAcrossInstances();
+    await a.app().get('/me').set('Cookie', cookie).set('Accept', 'application/json').expect(200);
+    const page = await b.app().get('/dashboard').set('Cookie', cookie).expect(200);
+    expect(page.text).toContain('Alice Liddell');
+  });
+
+  it('keeps tokens and codes out of Redis keys other than the session, which has a TTL', async () => {
+    await signInAcrossInstances();
+    const keys = Object.keys(await redis.dump());
+    expect(keys.length).toBeGreaterThan(0);
+    for (const key of keys) expect(key).toMatch(/^codeflow:(sess|refresh-lock):/);
+  });
+
+  it('makes one refresh for a storm of 40 requests split across both instances', async () => {
+    const cookie = await signInAcrossInstances();
+    await a.app().get('/dashboard').set('Cookie', cookie).expect(200);
+    await sleep(2200); // the access token expires
+    const before = refreshGrants().length;
+    // A slow token endpoint keeps the first refresh in flight while the other instance's requests arrive.
+    a.providerDelay.tokenMs = 300;
+    const pages = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).app().get('/dashboard').set('Cookie', cookie),
+      ),
+    ).finally(() => (a.providerDelay.tokenMs = 0));
+    expect(pages.map((p) => p.status)).toEqual(Array(40).fill(200));
+    expect(refreshGrants().length - before).toBe(1);
+    expect(refreshGrants().at(-1)!.status).toBe(200);
+    await b.app().get('/dashboard').set('Cookie', cookie).expect(200);
+  });
+
+  it('answers 503 fast while Redis is down or frozen, keeps /healthz up, and recovers without a restart', async () => {
+    const cookie = await signInAcrossInstances();
+    redis.freeze();
+    try {
+      const started = Date.now();
+      const res = await a.app().get('/dashboard').set('Cookie', cookie).expect(503);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(res.text).toContain('Sessions are unavailable for a moment');
+      await a.app().get('/healthz').expect(200);
+      await a.app().get('/readyz').expect(503);
+    } finally {
+      redis.thaw();
+    }
+    await a.app().get('/dashboard').set('Cookie', cookie).expect(200);
+
+    await redis.stop();
+    const down = await b.app().get('/login').expect(503);
+    expect(down.headers['retry-after']).toBe('5');
+    await b.app().get('/').expect(200);
+    await redis.start();
+    // The new Redis is empty: the old session is gone, but signing in works again, no restart.
+    for (let i = 0; i < 40 && (await b.app().get('/readyz')).status !== 200; i++) await sleep(100);
+    await b.app().get('/me').set('Cookie', cookie).set('Accept', 'application/json').expect(401);
+    await signInAcrossInstances();
+  });
+});
