@@ -16,6 +16,8 @@ export interface Config {
     readonly clientId: string;
     readonly clientSecret: string;
     readonly scopes: string;
+    /** The one ID-token signing algorithm accepted. */
+    readonly idTokenAlg: string;
   };
   /** Present when the embedded development provider runs (no OIDC_ISSUER, not production). */
   readonly devProvider:
@@ -74,6 +76,24 @@ const schema = z.object({
   OIDC_SCOPES: z.preprocess(
     blankToUndefined,
     z.string().default('openid profile email offline_access'),
+  ),
+  // Asymmetric algorithms only: HS* would make the client secret a signing key, and "none" is no signature.
+  OIDC_ID_TOKEN_ALG: z.preprocess(
+    blankToUndefined,
+    z
+      .enum([
+        'RS256',
+        'RS384',
+        'RS512',
+        'PS256',
+        'PS384',
+        'PS512',
+        'ES256',
+        'ES384',
+        'ES512',
+        'EdDSA',
+      ])
+      .default('RS256'),
   ),
   API_URL: optionalString,
   SESSION_SECRET: optionalString,
@@ -194,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
       clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
       scopes: e.OIDC_SCOPES,
+      idTokenAlg: e.OIDC_ID_TOKEN_ALG,
     }),
     devProvider: embedded
       ? Object.freeze({

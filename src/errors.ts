@@ -3,7 +3,12 @@ import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 /** The few things that go wrong, each with a status and a sentence a person can act on. */
 export const ERROR_KINDS = {
   bad_request: { status: 400, title: 'Something was wrong with that request' },
-  transaction_not_found: { status: 400, title: 'This sign-in link has expired' },
+  transaction_not_found: { status: 400, title: 'This sign-in link is no longer valid' },
+  transaction_expired: { status: 400, title: 'This sign-in link has expired' },
+  state_mismatch: { status: 400, title: 'This sign-in response does not match' },
+  issuer_mismatch: { status: 400, title: 'The sign-in response came from the wrong provider' },
+  invalid_id_token: { status: 502, title: "The provider's answer failed verification" },
+  rate_limited: { status: 429, title: 'Too many sign-in attempts' },
   access_denied: { status: 403, title: 'Sign-in was cancelled' },
   login_failed: { status: 400, title: 'Sign-in failed' },
   provider_error: { status: 502, title: 'The sign-in provider answered with an error' },

@@ -70,6 +70,7 @@ export async function createRuntime(
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
     clientSecret: config.oidc.clientSecret,
+    idTokenAlg: config.oidc.idTokenAlg,
     timeoutMs: config.httpTimeoutMs,
     logger,
   });

@@ -11,7 +11,13 @@ import {
 import { callbackError, isUnreachable } from './oauth-errors.js';
 import type { Provider } from './provider.js';
 import { toStoredTokens } from './tokens.js';
-import { addTransaction, newTransaction, safeReturnTo, takeTransaction } from './transactions.js';
+import {
+  addTransaction,
+  newTransaction,
+  safeReturnTo,
+  takeTransaction,
+  type MissingReason,
+} from './transactions.js';
 
 export interface AuthDeps {
   config: Config;
@@ -53,24 +59,36 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
     }
 
     // 1. Find this browser's transaction by state and consume it: a replay finds nothing.
-    const { tx, rest } = takeTransaction(req.session.transactions, state, now());
+    const pending = Object.keys(req.session.transactions ?? {}).length;
+    const { tx, missing, rest } = takeTransaction(req.session.transactions, state, now());
     req.session.transactions = rest;
     if (!tx) {
       // A signed-in person pressing Back onto the callback URL is not an error.
       if (req.session.user) return res.redirect('/dashboard');
       await saveSession(req);
-      throw new AppError(
-        'transaction_not_found',
-        'It may have been used already, be older than 10 minutes, or have been opened in another browser. Start again.',
-      );
+      throw missingTransaction(missing, pending);
     }
     await saveSession(req);
 
-    // 2. Exchange the code. openid-client checks iss (RFC 9207), state and error first, then sends
-    //    the code with the PKCE verifier, then validates the ID token (signature, iss, aud, exp, nonce).
+    // 2. Mix-up defence (RFC 9207): the response must name the provider we sent the person to.
+    //    openid-client checks this too; checking first gives the person the precise page.
+    const oidc = await provider.getConfiguration();
+    const iss = req.query.iss;
+    const metadata = oidc.serverMetadata();
+    if (
+      (iss === undefined && metadata.authorization_response_iss_parameter_supported) ||
+      (iss !== undefined && iss !== metadata.issuer)
+    ) {
+      throw new AppError(
+        'issuer_mismatch',
+        'Start again from this site. If it keeps happening, tell us the reference below.',
+      );
+    }
+
+    // 3. Exchange the code. openid-client checks state and error first, then sends the code with
+    //    the PKCE verifier, then validates the ID token (signature, alg, iss, aud, azp, exp, nonce).
     //    The callback URL is rebuilt from APP_BASE_URL, never from Host or X-Forwarded-*, and keeps
     //    the whole query so the `iss` parameter is checked too.
-    const oidc = await provider.getConfiguration();
     const currentUrl = new URL(config.redirectUri);
     currentUrl.search = new URL(req.originalUrl, config.appBaseUrl).search;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
@@ -84,11 +102,12 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
     } catch (err) {
       throw callbackError(err);
     }
+    checkIssuedAt(tokens.claims()?.iat, now());
 
-    // 3. Only now are the tokens trusted. Keep the claims the pages need.
+    // 4. Only now are the tokens trusted. Keep the claims the pages need.
     const user = await userFrom(oidc, tokens);
 
-    // 4. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
+    // 5. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
     await regenerateSession(req);
     if (Object.keys(rest).length > 0) req.session.transactions = rest;
     req.session.user = user;
@@ -134,6 +153,37 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
   }
 
   return { login, callback, logout };
+}
+
+function missingTransaction(reason: MissingReason | undefined, pending: number): AppError {
+  if (reason === 'expired') {
+    return new AppError(
+      'transaction_expired',
+      'Signing in took longer than 10 minutes. Start again.',
+    );
+  }
+  if (pending > 0) {
+    return new AppError(
+      'state_mismatch',
+      'It does not belong to the sign-in this browser started. Start again.',
+    );
+  }
+  return new AppError(
+    'transaction_not_found',
+    'It may have been used already, be older than 10 minutes, or have been opened in another browser. Start again.',
+  );
+}
+
+/** ID tokens are minted at the exchange; an `iat` from the future means a broken clock or a forgery. */
+const MAX_IAT_SKEW_SECONDS = 60;
+
+function checkIssuedAt(iat: number | undefined, now: number): void {
+  if (iat !== undefined && iat > now + MAX_IAT_SKEW_SECONDS) {
+    throw new AppError(
+      'invalid_id_token',
+      'Its issue time lies in the future. Start again; if it keeps happening, tell us the reference below.',
+    );
+  }
 }
 
 /**

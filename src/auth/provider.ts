@@ -7,10 +7,13 @@ export interface ProviderOptions {
   issuer: URL;
   clientId: string;
   clientSecret: string;
+  /** The only ID-token signing algorithm accepted (ASVS 9.1.2): never "none", never a surprise. */
+  idTokenAlg: string;
   timeoutMs: number;
   logger: Logger;
   /** Injected for tests that need to see or shape the provider's traffic. */
-  customFetch?: client.CustomFetch;
+  fetch?: client.CustomFetch;
+  /** Milliseconds since the epoch. */
   now?: () => number;
 }
 
@@ -18,92 +21,165 @@ export type ProviderState = 'pending' | 'ready' | 'unreachable';
 
 export interface Provider {
   /**
-   * The discovered client configuration, fetched on first use and cached.
-   * @throws {AppError} provider_unavailable while discovery fails (retried with backoff).
+   * A client configuration for one use (a sign-in, a refresh, a logout), built from the cached
+   * discovery document. Discovery runs on first use and again every 10 minutes.
+   * @throws {AppError} provider_unavailable while the provider cannot be discovered.
    */
   getConfiguration(): Promise<client.Configuration>;
   status(): { state: ProviderState; issuer: string };
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** Metadata is re-discovered after this, so changed endpoints or jwks_uri are picked up (RFC 9700 §2.6). */
+const METADATA_TTL_MS = 10 * 60_000;
+/** At most one forced JWKS re-fetch per this interval, so forged kids cannot make us hammer the provider. */
+const KID_REFETCH_INTERVAL_MS = 10_000;
 
 /**
- * Lazy, cached discovery. The app starts and serves its other pages while the provider is down;
- * a failed discovery is not cached, and the next attempt waits 1 s, 2 s, 4 s ... up to 30 s.
+ * The provider, as the rest of the app sees it.
+ *
+ * Discovery is lazy and cached: the app starts and serves its other pages while the provider is
+ * down; a failed discovery is not cached, and the next attempt waits 1 s, 2 s, 4 s ... up to 30 s.
+ *
+ * Signing keys: openid-client re-fetches the JWKS on an unknown `kid` only when its copy is at
+ * least 60 s old, so a key rotated just after a fetch would fail sign-ins for up to a minute (and a
+ * code is single-use: that person's sign-in is lost). So codeflow keeps the JWKS cache itself,
+ * hands it to a fresh Configuration per use, and when a token response is signed with a `kid` it
+ * has not seen, empties that Configuration's cache first so the library fetches the new keys.
  */
 export function createProvider(options: ProviderOptions): Provider {
   const now = options.now ?? Date.now;
-  let configuration: client.Configuration | undefined;
-  let inFlight: Promise<client.Configuration> | undefined;
+  const baseFetch = options.fetch ?? fetch;
+  // http is accepted only for loopback issuers (development, tests); loadConfig enforces it.
+  const insecure = options.issuer.protocol === 'http:' && isLoopbackHost(options.issuer.hostname);
+  const clientMetadata: Partial<client.ClientMetadata> = {
+    // openid-client checks the ID token's alg against this, refusing "none" and algorithm confusion
+    // even when the provider's metadata lists them.
+    id_token_signed_response_alg: options.idTokenAlg,
+  };
+  // The secret goes in the Authorization header, not the body (client_secret_basic).
+  const clientAuth = client.ClientSecretBasic(options.clientSecret);
+
+  let metadata: client.ServerMetadata | undefined;
+  let discoveredAt = 0;
+  let inFlight: Promise<client.ServerMetadata> | undefined;
   let failures = 0;
   let retryAt = 0;
+  let jwksCache: client.ExportedJWKSCache | undefined;
+  let lastKidRefetch = 0;
 
-  async function discover(): Promise<client.Configuration> {
-    const execute = [client.enableNonRepudiationChecks];
-    // http is accepted only for loopback issuers (development, tests); loadConfig enforces it.
-    if (options.issuer.protocol === 'http:' && isLoopbackHost(options.issuer.hostname)) {
-      execute.push(client.allowInsecureRequests);
-    }
-    return client.discovery(
+  async function discover(): Promise<client.ServerMetadata> {
+    const discovered = await client.discovery(
       options.issuer,
       options.clientId,
+      clientMetadata,
+      clientAuth,
       {
-        // openid-client checks the ID token's alg against this; pinning it refuses "none" and
-        // algorithm confusion even when the provider's metadata lists them (ASVS 9.1.2).
-        id_token_signed_response_alg: 'RS256',
-      },
-      // The secret goes in the Authorization header, not the body (client_secret_basic).
-      client.ClientSecretBasic(options.clientSecret),
-      {
-        execute,
+        execute: insecure ? [client.allowInsecureRequests] : [],
         timeout: options.timeoutMs / 1000,
-        ...(options.customFetch && { [client.customFetch]: options.customFetch }),
+        [client.customFetch]: baseFetch,
       },
     );
+    return discovered.serverMetadata();
+  }
+
+  function rediscover(): Promise<client.ServerMetadata> {
+    inFlight ??= discover()
+      .then((discovered) => {
+        if (metadata?.jwks_uri !== discovered.jwks_uri) jwksCache = undefined;
+        metadata = discovered;
+        discoveredAt = now();
+        failures = 0;
+        options.logger.info({ issuer: options.issuer.href }, 'provider discovered');
+        return discovered;
+      })
+      .catch((err: unknown) => {
+        failures += 1;
+        const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
+        retryAt = now() + delay;
+        options.logger.warn(
+          { err, issuer: options.issuer.href, retryInMs: delay },
+          'provider discovery failed',
+        );
+        throw unavailable(delay, err);
+      })
+      .finally(() => {
+        inFlight = undefined;
+      });
+    return inFlight;
+  }
+
+  /** One use's Configuration: our JWKS cache in, a fetch that watches keys and `kid`s. */
+  function forUse(server: client.ServerMetadata): client.Configuration {
+    const config = new client.Configuration(server, options.clientId, clientMetadata, clientAuth);
+    config.timeout = options.timeoutMs / 1000;
+    client.enableNonRepudiationChecks(config);
+    if (insecure) client.allowInsecureRequests(config);
+    if (jwksCache) client.setJwksCache(config, jwksCache);
+    config[client.customFetch] = async (url, init) => {
+      const response = await baseFetch(url, init);
+      if (response.ok && url === server.jwks_uri) {
+        const jwks = (await response
+          .clone()
+          .json()
+          .catch(() => undefined)) as client.JWKS | undefined;
+        if (Array.isArray(jwks?.keys)) jwksCache = { jwks, uat: Math.floor(now() / 1000) };
+      } else if (response.ok && url === server.token_endpoint && jwksCache) {
+        const kid = idTokenKid(
+          await response
+            .clone()
+            .json()
+            .catch(() => undefined),
+        );
+        const known = jwksCache.jwks.keys.some((key) => key.kid === kid);
+        if (kid && !known && now() - lastKidRefetch >= KID_REFETCH_INTERVAL_MS) {
+          lastKidRefetch = now();
+          options.logger.info({ kid }, 'unknown signing key id: fetching the JWKS again');
+          client.setJwksCache(config, {} as client.ExportedJWKSCache);
+        }
+      }
+      return response;
+    };
+    return config;
   }
 
   return {
     async getConfiguration() {
-      if (configuration) return configuration;
-      if (now() < retryAt) {
-        throw new AppError('provider_unavailable', 'Please try again in a minute.', {
-          retryAfterSeconds: Math.ceil((retryAt - now()) / 1000),
-        });
+      if (metadata) {
+        // Stale metadata keeps serving while a fresh copy is fetched in the background.
+        if (now() - discoveredAt > METADATA_TTL_MS && now() >= retryAt)
+          rediscover().catch(() => undefined);
+        return forUse(metadata);
       }
-      inFlight ??= discover().then(
-        (config) => {
-          configuration = config;
-          failures = 0;
-          options.logger.info({ issuer: options.issuer.href }, 'provider discovered');
-          return config;
-        },
-        (err: unknown) => {
-          failures += 1;
-          const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
-          retryAt = now() + delay;
-          options.logger.warn(
-            { err, issuer: options.issuer.href, retryInMs: delay },
-            'provider discovery failed',
-          );
-          throw new AppError('provider_unavailable', 'Please try again in a minute.', {
-            cause: err,
-            retryAfterSeconds: Math.ceil(delay / 1000),
-          });
-        },
-      );
-      try {
-        return await inFlight;
-      } finally {
-        inFlight = undefined;
-      }
+      if (now() < retryAt) throw unavailable(retryAt - now());
+      return forUse(await rediscover());
     },
     status() {
-      const state: ProviderState = configuration
-        ? 'ready'
-        : failures > 0
-          ? 'unreachable'
-          : 'pending';
+      const state: ProviderState = metadata ? 'ready' : failures > 0 ? 'unreachable' : 'pending';
       return { state, issuer: options.issuer.href };
     },
   };
+}
+
+function unavailable(retryInMs: number, cause?: unknown): AppError {
+  return new AppError('provider_unavailable', 'Please try again in a minute.', {
+    cause,
+    retryAfterSeconds: Math.max(1, Math.ceil(retryInMs / 1000)),
+  });
+}
+
+/** The `kid` in the header of a token response's ID token, if any. */
+function idTokenKid(body: unknown): string | undefined {
+  const idToken = (body as { id_token?: unknown } | undefined)?.id_token;
+  if (typeof idToken !== 'string') return undefined;
+  try {
+    const header = JSON.parse(
+      Buffer.from(idToken.split('.')[0] ?? '', 'base64url').toString('utf8'),
+    ) as {
+      kid?: unknown;
+    };
+    return typeof header.kid === 'string' ? header.kid : undefined;
+  } catch {
+    return undefined;
+  }
 }

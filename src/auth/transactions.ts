@@ -46,6 +46,9 @@ export function addTransaction(
   return Object.fromEntries([...kept, tx].map((t) => [t.state, t]));
 }
 
+/** Why no transaction was found: it is too old, or this session never had it (used, or another browser's). */
+export type MissingReason = 'expired' | 'unknown';
+
 /**
  * Removes the transaction for `state` and returns it if it is still live. Consumed exactly once:
  * a replayed or stale callback finds nothing.
@@ -54,14 +57,17 @@ export function takeTransaction(
   map: TransactionMap | undefined,
   state: string,
   now: number,
-): { tx: LoginTransaction | undefined; rest: TransactionMap } {
+): { tx: LoginTransaction | undefined; missing: MissingReason | undefined; rest: TransactionMap } {
   const rest: TransactionMap = {};
   let found: LoginTransaction | undefined;
   for (const t of Object.values(map ?? {})) {
     if (t.state === state) found = t;
     else if (isLive(t, now)) rest[t.state] = t;
   }
-  return { tx: found && isLive(found, now) ? found : undefined, rest };
+  if (!found) return { tx: undefined, missing: 'unknown', rest };
+  return isLive(found, now)
+    ? { tx: found, missing: undefined, rest }
+    : { tx: undefined, missing: 'expired', rest };
 }
 
 const ORIGIN = 'http://codeflow.invalid';

@@ -78,7 +78,7 @@ describe.runIf(browserAvailable())('a person signs in with Chromium', () => {
     const res = await page.goto(`${h.baseUrl}/callback?code=stale&state=stale`);
     expect(res?.status()).toBe(400);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(
-      'This sign-in link has expired',
+      'This sign-in link is no longer valid',
     );
     expect(await page.locator('#correlation-id').textContent()).toMatch(/^[0-9a-f-]{36}$/);
     await page.screenshot({ path: `${shots}/6-error.png`, fullPage: true });

@@ -39,7 +39,7 @@ describe('the callback refuses what it did not start', () => {
     callback.searchParams.set('state', `${real.slice(0, -2)}xx`);
     const before = tokenRequests();
     const res = await app.get(pathOf(callback)).expect(400);
-    expect(res.text).toContain('This sign-in link has expired');
+    expect(res.text).toContain('This sign-in response does not match');
     expect(tokenRequests()).toBe(before);
     await expectSignedOut(app);
   });
@@ -63,7 +63,7 @@ describe('the callback refuses what it did not start', () => {
     await startLogin(victim); // the victim has a session with a transaction of its own
     const before = tokenRequests();
     const res = await victim.get(pathOf(callback)).expect(400);
-    expect(res.text).toContain('opened in another browser');
+    expect(res.text).toContain('does not belong to the sign-in this browser started');
     expect(tokenRequests()).toBe(before);
     await expectSignedOut(victim);
   });
@@ -75,7 +75,8 @@ describe('the callback refuses what it did not start', () => {
     try {
       const before = tokenRequests();
       const res = await app.get(pathOf(callback)).expect(400);
-      expect(res.text).toContain('older than 10 minutes');
+      expect(res.text).toContain('This sign-in link has expired');
+      expect(res.text).toContain('longer than 10 minutes');
       expect(tokenRequests()).toBe(before);
       await expectSignedOut(app);
     } finally {
