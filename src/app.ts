@@ -12,6 +12,7 @@ import type { Provider } from './auth/provider.js';
 import type { Config } from './config.js';
 import { errorHandler, notFound } from './errors.js';
 import { createHttpLogger, type Logger } from './log.js';
+import { signInRateLimit, warnOnUntrustedForwarding } from './rate-limit.js';
 import { createReadyz, healthz } from './routes/health.js';
 import { createPages } from './routes/pages.js';
 import { requireUser } from './routes/require-user.js';
@@ -63,6 +64,8 @@ export function createApp(deps: AppDeps): express.Express {
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     pingStore: () => pingStore(store),
   });
+  const signInLimit = signInRateLimit(config.rateLimitPerMinute);
+  const callbackLimit = signInRateLimit(config.rateLimitPerMinute);
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
 
   const app = express();
@@ -74,6 +77,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('views', root('views'));
 
   app.use(createHttpLogger(logger, () => randomUUID()));
+  if (config.trustProxy === undefined) app.use(warnOnUntrustedForwarding(logger));
   app.use(
     helmet({
       contentSecurityPolicy: { directives: cspDirectives(config, provider) },
@@ -95,8 +99,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   // The route table.
   app.get('/', pages.home);
-  app.get('/login', auth.login);
-  app.get('/callback', auth.callback);
+  app.get('/login', signInLimit, auth.login);
+  app.get('/callback', callbackLimit, auth.callback);
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
   app.post('/refresh', requireUser, form, csrfSynchronisedProtection, pages.refreshNow);

@@ -35,6 +35,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   readonly trustProxy: boolean | number | string | undefined;
   readonly logLevel: string;
+  /** Sign-in starts and finishes per client address per minute, each. */
+  readonly rateLimitPerMinute: number;
   /** Timeout of every outbound call: token endpoint, userinfo, revocation, the API. */
   readonly httpTimeoutMs: number;
   /** Refresh this many seconds before the access token expires. */
@@ -101,6 +103,10 @@ const schema = z.object({
   TRUST_PROXY: optionalString,
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
   HTTP_TIMEOUT_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(100).default(5000)),
+  RATE_LIMIT_PER_MINUTE: z.preprocess(
+    blankToUndefined,
+    z.coerce.number().int().min(1).default(300),
+  ),
   REFRESH_SKEW_SECONDS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(60)),
   API_AUTH_SCHEME: z.preprocess(
     blankToUndefined,
@@ -237,6 +243,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     httpTimeoutMs: e.HTTP_TIMEOUT_MS,
     refreshSkewSeconds: e.REFRESH_SKEW_SECONDS,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     api: Object.freeze({ authScheme: e.API_AUTH_SCHEME, retryBudgetMs: e.API_RETRY_BUDGET_MS }),
   });
 }
