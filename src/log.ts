@@ -46,12 +46,17 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * bodies and URLSearchParams in `cause`, and those can hold codes or tokens.
  */
 export function serializeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err) };
+  if (!(err instanceof Error)) {
+    // pino-http hands custom serializers its own summary, with the original error under `raw`.
+    const raw = (err as { raw?: unknown } | undefined)?.raw;
+    return raw instanceof Error ? serializeError(raw) : { message: String(err) };
+  }
   const e = err as Error & { code?: unknown; error?: unknown; status?: unknown; kind?: unknown };
   return {
     type: e.name,
     message: e.message,
-    ...(e.code !== undefined && { code: e.code }),
+    // Not "code": that name is redacted everywhere, as it may be an authorization code.
+    ...(e.code !== undefined && { errorCode: e.code }),
     ...(e.error !== undefined && { error: e.error }),
     ...(e.status !== undefined && { status: e.status }),
     ...(e.kind !== undefined && { kind: e.kind }),

@@ -69,6 +69,7 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
       throw missingTransaction(missing, pending);
     }
     await saveSession(req);
+    checkResponseShape(req.query);
 
     // 2. Mix-up defence (RFC 9207): the response must name the provider we sent the person to.
     //    openid-client checks this too; checking first gives the person the precise page.
@@ -153,6 +154,28 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
   }
 
   return { login, callback, logout };
+}
+
+/**
+ * An authorization response names each parameter once and, in the code flow, never carries tokens
+ * (RFC 9700 §2.1.2: no implicit or hybrid responses). openid-client refuses these too; refusing
+ * them here first keeps a malformed request a 400, distinct from a failed ID-token check.
+ */
+function checkResponseShape(query: Request['query']): void {
+  const repeated = ['code', 'state', 'iss', 'error', 'error_description'].filter((name) =>
+    Array.isArray(query[name]),
+  );
+  const implicit = ['access_token', 'id_token', 'token'].filter(
+    (name) => query[name] !== undefined,
+  );
+  const noResult =
+    query.error === undefined && (typeof query.code !== 'string' || query.code === '');
+  if (repeated.length > 0 || implicit.length > 0 || noResult) {
+    throw new AppError(
+      'bad_request',
+      'The sign-in response was malformed, so nothing was done with it. Start again.',
+    );
+  }
 }
 
 function missingTransaction(reason: MissingReason | undefined, pending: number): AppError {

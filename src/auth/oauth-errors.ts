@@ -19,6 +19,18 @@ export function isProviderMalfunction(err: unknown): boolean {
   );
 }
 
+/** The token endpoint answered 503 (overloaded or in maintenance): worth a retry later, not a bug. */
+export function isProviderBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  const response = (err as { cause?: unknown }).cause;
+  return (
+    err instanceof client.ClientError &&
+    code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' &&
+    response instanceof Response &&
+    response.status === 503
+  );
+}
+
 /** What a person can do about each error code the provider may send back to /callback (RFC 6749 §4.1.2.1). */
 const AUTHORIZATION_ERRORS: Record<string, AppError> = {
   access_denied: new AppError(
@@ -69,14 +81,24 @@ export function callbackError(err: unknown): AppError {
       { cause: err },
     );
   }
+  if (isProviderBusy(err)) {
+    return new AppError('provider_unavailable', 'The provider is busy. Try again in a minute.', {
+      cause: err,
+      retryAfterSeconds: 30,
+    });
+  }
   if (isProviderMalfunction(err)) {
     return new AppError('provider_error', 'The provider sent an answer we could not read.', {
       cause: err,
     });
   }
-  return new AppError('login_failed', 'The sign-in response could not be verified. Start again.', {
-    cause: err,
-  });
+  // Everything else failed a check on what the token endpoint sent: signature, alg, iss, aud,
+  // azp, exp, nonce, required claims, a missing ID token, or a userinfo for another subject.
+  return new AppError(
+    'invalid_id_token',
+    'The sign-in could not be verified, so you are not signed in. Start again.',
+    { cause: err },
+  );
 }
 
 function withCause(template: AppError, cause: unknown): AppError {
