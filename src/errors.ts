@@ -118,5 +118,15 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const signIn = error.returnTo
     ? `/login?returnTo=${encodeURIComponent(error.returnTo)}`
     : '/login';
-  res.render('error', { ...body, details: error.details, status: error.status, signIn });
+  // The header still shows who is signed in (a session that just ended has no user any more).
+  const user = req.session?.user;
+  const csrfToken = user ? req.session?.csrfToken : undefined;
+  res.render('error', {
+    ...body,
+    details: error.details,
+    status: error.status,
+    signIn,
+    user,
+    csrfToken,
+  });
 };

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { createRuntime } from './runtime.js';
@@ -28,7 +28,17 @@ async function main(): Promise<void> {
 
   let shuttingDown = false;
   const runtime = await createRuntime(config, logger, { isShuttingDown: () => shuttingDown });
-  const server = createServer(runtime.app);
+  const server = createServer();
+  // Keep-alive clients (browsers, load balancers) hold idle sockets open, and server.close() waits
+  // for every socket: so from shutdown on, each response says Connection: close and its socket
+  // ends with it. Registered before the app, which may answer synchronously.
+  const unanswered = new Set<ServerResponse>();
+  server.on('request', (_req, res) => {
+    if (shuttingDown) return void res.setHeader('Connection', 'close');
+    unanswered.add(res);
+    res.once('close', () => unanswered.delete(res));
+  });
+  server.on('request', runtime.app);
   // Above a typical load balancer's idle timeout (60 s), so it never reuses a socket we just closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
@@ -42,8 +52,9 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string) => {
     if (shuttingDown) return;
-    shuttingDown = true;
+    setTimeout(() => (shuttingDown = true), 3000);
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    for (const res of unanswered) if (!res.headersSent) res.setHeader('Connection', 'close');
     const force = setTimeout(() => {
       logger.warn('shutdown grace period over: closing remaining connections');
       server.closeAllConnections();

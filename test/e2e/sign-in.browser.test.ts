@@ -56,6 +56,12 @@ describe.runIf(browserAvailable())('a person signs in with Chromium', () => {
     expect(await page.locator('#refresh-held').textContent()).toBe('yes');
     await page.screenshot({ path: `${shots}/4-dashboard.png`, fullPage: true });
 
+    // "Refresh now" runs the refresh_token grant and the page counts it.
+    await page.getByRole('button', { name: 'Refresh now' }).click();
+    await page.waitForURL(`${h.baseUrl}/dashboard`);
+    expect(await page.locator('#refresh-count').textContent()).toMatch(/^1 \(last at \d{4}-/);
+    await page.screenshot({ path: `${shots}/4b-dashboard-refreshed.png`, fullPage: true });
+
     // The session cookie is invisible to scripts on the page (HttpOnly).
     expect(await page.evaluate('document.cookie')).toBe('');
 
