@@ -4,6 +4,7 @@ import { csrfSync } from 'csrf-sync';
 import express from 'express';
 import type { Store } from 'express-session';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
+import { createSealer } from './session/seal.js';
 import { memoryBackend, type SessionBackend } from './session/store.js';
 import { TokenGuardStore } from './session/token-guard-store.js';
 import helmet from 'helmet';
@@ -37,7 +38,7 @@ export function createApp(deps: AppDeps): express.Express {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const sessions = deps.sessions ?? memoryBackend();
   // Whatever the backing store, a save never rolls tokens back, and a failure is a fast 503.
-  const store = new TokenGuardStore(sessions.store);
+  const store = new TokenGuardStore(sessions.store, createSealer(config.session.secrets));
 
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // The token comes from the form body only; csrf-sync then compares it with the session's copy.

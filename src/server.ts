@@ -52,7 +52,7 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string) => {
     if (shuttingDown) return;
-    setTimeout(() => (shuttingDown = true), 3000);
+    shuttingDown = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     for (const res of unanswered) if (!res.headersSent) res.setHeader('Connection', 'close');
     const force = setTimeout(() => {

@@ -64,11 +64,23 @@ describe.runIf(redisAvailable())('several instances on one Redis', () => {
     expect(page.text).toContain('Alice Liddell');
   });
 
-  it('keeps tokens and codes out of Redis keys other than the session, which has a TTL', async () => {
+  it('stores only codeflow keys, and no token in them: tokens are sealed at rest', async () => {
     await signInAcrossInstances();
-    const keys = Object.keys(await redis.dump());
+    const dump = await redis.dump();
+    const keys = Object.keys(dump);
     expect(keys.length).toBeGreaterThan(0);
     for (const key of keys) expect(key).toMatch(/^codeflow:(sess|refresh-lock):/);
+    const issued = a.providerRequests
+      .filter((r) => r.route === 'token')
+      .flatMap((r) =>
+        Object.values(r.body as Record<string, unknown>).filter(
+          (v) => typeof v === 'string' && v.length > 20,
+        ),
+      );
+    expect(issued.length).toBeGreaterThan(2);
+    const everything = Object.values(dump).join('\n');
+    expect(everything).toContain('sealed.v1.');
+    for (const token of issued) expect(everything.includes(token as string)).toBe(false);
   });
 
   it('makes one refresh for a storm of 40 requests split across both instances', async () => {
