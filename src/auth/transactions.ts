@@ -61,7 +61,7 @@ export function takeTransaction(
   const rest: TransactionMap = {};
   let found: LoginTransaction | undefined;
   for (const t of Object.values(map ?? {})) {
-    if (t.state === decodeURIComponent(state)) found = t;
+    if (t.state === state) found = t;
     else if (isLive(t, now)) rest[t.state] = t;
   }
   if (!found) return { tx: undefined, missing: 'unknown', rest };
