@@ -94,5 +94,7 @@ export function safeReturnTo(value: unknown): string {
   }
   const url = new URL(value, ORIGIN);
   if (url.origin !== ORIGIN) return DEFAULT_RETURN_TO;
-  return `${url.pathname}${url.search}${url.hash}`;
+  // Normalising can make a protocol-relative URL of a harmless-looking path: "/.//evil" → "//evil".
+  const path = `${url.pathname}${url.search}${url.hash}`;
+  return path.startsWith('//') || path.includes('\\') ? DEFAULT_RETURN_TO : path;
 }

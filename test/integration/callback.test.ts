@@ -153,6 +153,8 @@ describe('returnTo', () => {
     ['javascript:alert(1)', '/dashboard'],
     ['%2F%2Fevil.example', '/dashboard'],
     ['/%09/evil.example', '/dashboard'],
+    ['/.//evil.example', '/dashboard'],
+    ['/x/..//evil.example', '/dashboard'],
   ])('after signing in with returnTo=%j, lands on %s', async (returnTo, expected) => {
     const app = h.app();
     const { response } = await signIn(h, app, {
