@@ -335,6 +335,11 @@ export async function startMockProvider(options: {
     mock.revokedGrants++;
   }
 
+  /** RFC 6749 §5.2: invalid_client, with the challenge for the scheme we accept. */
+  function rejectClient(res: Response): void {
+    res.status(401).set('WWW-Authenticate', 'Basic realm="mock"').json({ error: 'invalid_client' });
+  }
+
   function clientAuthenticated(req: Request): boolean {
     const credentials = basicCredentials(req.get('authorization'));
     return (
@@ -552,13 +557,7 @@ export async function startMockProvider(options: {
   });
 
   app.post(ENDPOINTS.token, async (req, res) => {
-    if (!clientAuthenticated(req)) {
-      res
-        .status(401)
-        .set('WWW-Authenticate', 'Basic realm="mock"')
-        .json({ error: 'invalid_client' });
-      return;
-    }
+    if (!clientAuthenticated(req)) return void rejectClient(res);
     const form = flatten(req.body);
     const b = mock.behaviour;
     const outcome = form.grant_type === 'refresh_token' ? (b.refreshToken ?? b.token) : b.token;
@@ -633,13 +632,7 @@ export async function startMockProvider(options: {
   });
 
   app.post(ENDPOINTS.revoke, (req, res) => {
-    if (!clientAuthenticated(req)) {
-      res
-        .status(401)
-        .set('WWW-Authenticate', 'Basic realm="mock"')
-        .json({ error: 'invalid_client' });
-      return;
-    }
+    if (!clientAuthenticated(req)) return void rejectClient(res);
     const token = flatten(req.body).token;
     if (token === undefined) {
       res.status(400).json({ error: 'invalid_request', error_description: 'token is required' });
