@@ -65,6 +65,7 @@ export function createApp(deps: AppDeps): express.Express {
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     pingStore: () => pingStore(store),
   });
+  const signedIn = requireUser(now, config.session.maxAgeSeconds);
   const signInLimit = signInRateLimit(config.rateLimitPerMinute);
   const callbackLimit = signInRateLimit(config.rateLimitPerMinute);
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
@@ -102,9 +103,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/', pages.home);
   app.get('/login', signInLimit, auth.login);
   app.get('/callback', callbackLimit, auth.callback);
-  app.get('/dashboard', requireUser, pages.dashboard);
-  app.get('/me', requireUser, pages.me);
-  app.post('/refresh', requireUser, form, csrfSynchronisedProtection, pages.refreshNow);
+  app.get('/dashboard', signedIn, pages.dashboard);
+  app.get('/me', signedIn, pages.me);
+  app.post('/refresh', signedIn, form, csrfSynchronisedProtection, pages.refreshNow);
   app.post('/logout', form, csrfSynchronisedProtection, auth.logout);
 
   app.use(notFound);

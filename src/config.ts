@@ -31,6 +31,8 @@ export interface Config {
     readonly secretGenerated: boolean;
     readonly cookieName: string;
     readonly secureCookie: boolean;
+    /** Absolute lifetime of a signed-in session, however active: then sign in again. */
+    readonly maxAgeSeconds: number;
   };
   readonly redisUrl: string | undefined;
   readonly trustProxy: boolean | number | string | undefined;
@@ -100,6 +102,14 @@ const schema = z.object({
   API_URL: optionalString,
   SESSION_SECRET: optionalString,
   REDIS_URL: optionalString,
+  SESSION_MAX_AGE_SECONDS: z.preprocess(
+    blankToUndefined,
+    z.coerce
+      .number()
+      .int()
+      .min(60)
+      .default(12 * 3600),
+  ),
   TRUST_PROXY: optionalString,
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
   HTTP_TIMEOUT_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(100).default(5000)),
@@ -237,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // __Host- binds the cookie to this exact origin (Secure, Path=/, no Domain); browsers accept it only over https.
       cookieName: secureCookie ? '__Host-codeflow.sid' : 'codeflow.sid',
       secureCookie,
+      maxAgeSeconds: e.SESSION_MAX_AGE_SECONDS,
     }),
     redisUrl: e.REDIS_URL,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

@@ -129,6 +129,8 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
         );
     }
     await destroySession(req);
+    // Nothing personal stays in this browser's cache for the Back button (ASVS 14.3.1).
+    res.set('Clear-Site-Data', '"cache"');
     res.clearCookie(config.session.cookieName, {
       path: '/',
       httpOnly: true,

@@ -131,6 +131,23 @@ describe('the callback refuses what it did not start', () => {
     expect(tokenRequests()).toBe(before);
   });
 
+  it('ends a session 12 hours after sign-in however active it was, and asks to sign in again', async () => {
+    const app = h.app();
+    await signIn(h, app);
+    clock += 11 * 3600;
+    try {
+      await app.get('/me').set('Accept', 'application/json').expect(200);
+      clock += 3600;
+      const page = await app.get('/dashboard').expect(302);
+      expect(page.headers.location).toBe('/login?returnTo=%2Fdashboard');
+      await app.get('/me').set('Accept', 'application/json').expect(401);
+      expect(h.logs.text()).toContain('session reached its maximum age');
+    } finally {
+      clock -= 12 * 3600;
+    }
+    await app.get('/me').set('Accept', 'application/json').expect(401); // destroyed, not just hidden
+  });
+
   it('answers JSON errors to clients that ask for JSON', async () => {
     const res = await h
       .app()

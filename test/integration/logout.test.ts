@@ -42,6 +42,7 @@ describe('logout', () => {
 
     const res = await app.post('/logout').type('form').send({ _csrf: csrf }).expect(303);
     expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['clear-site-data']).toBe('"cache"');
     expect(String(res.headers['set-cookie'])).toMatch(/^codeflow\.sid=;.*Expires=Thu, 01 Jan 1970/);
 
     // The provider was told: the refresh token was revoked with client authentication...
