@@ -333,6 +333,10 @@ describe('every attack and fault is refused', () => {
     expect(res.text).toMatch(/Reference: <code id="correlation-id">[0-9a-f-]{36}<\/code>/);
     expect(res.text).not.toMatch(/<script>alert|\bat .+:\d+:\d+|OAUTH_|ResponseBodyError/);
     expect(received(h, '/token', from)).toHaveLength(attack.tokenRequests);
+    const { accessTokens, refreshTokens, idTokens, codes } = h.mock.issued;
+    for (const secret of [...accessTokens, ...refreshTokens, ...idTokens, ...codes]) {
+      expect(res.text.includes(secret) || JSON.stringify(res.headers).includes(secret)).toBe(false);
+    }
     // Nothing was used before every check passed: no API or userinfo call with what came back
     // (the userinfo case itself calls it once, and must then refuse).
     expect(received(h, '/api/resource', from)).toHaveLength(0);
