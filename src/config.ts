@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP, isIPv4 } from 'node:net';
 import { z } from 'zod';
 
 /** Everything codeflow reads from its environment, validated once. */
@@ -35,7 +36,11 @@ export interface Config {
     readonly maxAgeSeconds: number;
   };
   readonly redisUrl: string | undefined;
-  readonly trustProxy: boolean | number | string | undefined;
+  /**
+   * Express `trust proxy`: a hop count, or a comma-separated list of addresses, subnets and the
+   * names loopback, linklocal, uniquelocal; false trusts none. Never true (see parseTrustProxy).
+   */
+  readonly trustProxy: number | string | false | undefined;
   readonly logLevel: string;
   /** Sign-in starts and finishes per client address per minute, each. */
   readonly rateLimitPerMinute: number;
@@ -144,14 +149,9 @@ export function isLoopbackHost(hostname: string): boolean {
  * @throws {ConfigError} listing every problem at once.
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
-  const problems: string[] = [];
+  // Two phases, one report: the schema's problems (types, ranges) and the checks below (URLs,
+  // secrets, what production requires) are collected together, so one failed start lists them all.
+  const { e, problems } = parseVariables(env);
   const isProduction = e.NODE_ENV === 'production';
 
   const url = (name: string, value: string | undefined): URL | undefined => {
@@ -211,6 +211,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('REDIS_URL: must start with redis:// or rediss://');
   }
 
+  const trustProxy = parseTrustProxy(e.TRUST_PROXY, problems);
+
   if (problems.length > 0 || !appBaseUrl) throw new ConfigError(problems);
 
   const embedded = !issuer;
@@ -250,7 +252,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxAgeSeconds: e.SESSION_MAX_AGE_SECONDS,
     }),
     redisUrl: e.REDIS_URL,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    trustProxy,
     logLevel: e.LOG_LEVEL,
     httpTimeoutMs: e.HTTP_TIMEOUT_MS,
     refreshSkewSeconds: e.REFRESH_SKEW_SECONDS,
@@ -259,11 +261,67 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   });
 }
 
-/** Express `trust proxy`: a hop count, true/false, or a list of addresses/subnets. */
-function parseTrustProxy(value: string | undefined): Config['trustProxy'] {
+/**
+ * Phase one: each variable's type, range and default. A variable that fails is reported and then
+ * read as if unset, so the checks after this still run on everything else.
+ */
+function parseVariables(env: Record<string, string | undefined>): {
+  e: z.infer<typeof schema>;
+  problems: string[];
+} {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return { e: parsed.data, problems: [] };
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const failed = new Set(parsed.error.issues.map((issue) => issue.path[0]));
+  const rest = Object.fromEntries(Object.entries(env).filter(([name]) => !failed.has(name)));
+  // Every variable is optional or has a valid default, so without the failed ones this passes.
+  return { e: schema.parse(rest), problems };
+}
+
+/** The names Express (proxy-addr) expands to address ranges; it matches them case-sensitively. */
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * Express `trust proxy`: a hop count, false, or a list of addresses, subnets and named ranges.
+ * `true` is refused: it trusts every hop, so the client's own X-Forwarded-For decides
+ * `req.ip`, and any client could pick a fresh address for each request and escape the
+ * per-address sign-in rate limits. The list is checked here because Express would otherwise
+ * throw on a bad entry only when the app is built, and without naming the variable.
+ */
+function parseTrustProxy(value: string | undefined, problems: string[]): Config['trustProxy'] {
   if (value === undefined) return undefined;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
+  if (value.toLowerCase() === 'false') return false;
+  if (value.toLowerCase() === 'true') {
+    problems.push(
+      `TRUST_PROXY: ${JSON.stringify(value)} trusts every hop, so any client could choose its own address with X-Forwarded-For (and escape rate limits); give the number of proxies in front of codeflow (e.g. 1) or their addresses/subnets`,
+    );
+    return undefined;
+  }
   if (/^\d+$/.test(value)) return Number(value);
-  return value;
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.filter((entry) => !TRUST_PROXY_NAMES.has(entry) && !isAddressOrSubnet(entry));
+  if (bad.length > 0) {
+    problems.push(
+      `TRUST_PROXY: not a hop count, an IP address or subnet, or one of ${[...TRUST_PROXY_NAMES].join(', ')}: ${bad.map((entry) => JSON.stringify(entry)).join(', ')}`,
+    );
+    return undefined;
+  }
+  return entries.join(',');
+}
+
+/** `10.0.0.1`, `10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `fc00::/7`: what proxy-addr accepts. */
+function isAddressOrSubnet(entry: string): boolean {
+  const [address = '', range, ...extra] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || extra.length > 0) return false;
+  if (range === undefined) return true;
+  const bits = version === 4 ? 32 : 128;
+  if (/^\d+$/.test(range)) return Number(range) >= 1 && Number(range) <= bits;
+  // IPv4 subnets may also be written as a netmask: ones, then zeros.
+  if (version !== 4 || !isIPv4(range)) return false;
+  const mask = range
+    .split('.')
+    .map((octet) => Number(octet).toString(2).padStart(8, '0'))
+    .join('');
+  return /^1+0*$/.test(mask);
 }

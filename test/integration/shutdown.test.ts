@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent, get } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
@@ -14,6 +15,8 @@ import { startMockProvider, type MockProvider } from '../helpers/mock-provider.j
 
 const SESSION_SECRET = 'shutdown-test-session-secret-0123456789abcdef';
 const START_TIMEOUT_MS = 15_000;
+/** The repository this file is in: `src/server.ts` and `--import tsx` below resolve against it. */
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface RunningApp {
   child: ChildProcess;
@@ -92,7 +95,7 @@ async function startApp(): Promise<RunningApp> {
     postLogoutRedirectUri: `${baseUrl}/`,
   });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: '/work/main',
+    cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,

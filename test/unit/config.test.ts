@@ -66,6 +66,28 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reports schema problems and the checks after the schema together', () => {
+    const found = problems({
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      SESSION_SECRET: 'short',
+      NODE_ENV: 'production',
+      APP_BASE_URL: 'http://app.example.com',
+      TRUST_PROXY: 'true',
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT: /),
+        expect.stringMatching(/^LOG_LEVEL: /),
+        expect.stringMatching(/^SESSION_SECRET: value 1 is shorter than 32/),
+        expect.stringMatching(/^OIDC_ISSUER: required when NODE_ENV=production/),
+        expect.stringMatching(/^APP_BASE_URL: plain http/),
+        expect.stringMatching(/^TRUST_PROXY: "true" trusts every hop/),
+      ]),
+    );
+    expect(found).toHaveLength(6);
+  });
+
   it.each([
     ['http://localhost:8080', true],
     ['http://127.0.0.1:8080', true],
@@ -114,10 +136,43 @@ describe('loadConfig', () => {
 
   it.each([
     ['1', 1],
-    ['true', true],
+    ['2', 2],
+    ['loopback', 'loopback'],
     ['10.0.0.0/8', '10.0.0.0/8'],
-  ])('reads TRUST_PROXY=%s', (value, expected) => {
-    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toBe(expected);
+    ['10.0.0.0/8, 192.168.0.1', '10.0.0.0/8,192.168.0.1'],
+    ['loopback, fc00::/7, 172.16.0.0/255.240.0.0', 'loopback,fc00::/7,172.16.0.0/255.240.0.0'],
+    ['false', false],
+    [' false ', false],
+  ])('reads TRUST_PROXY=%j as %j', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toStrictEqual(expected);
+  });
+
+  it('leaves TRUST_PROXY unset when it is not given or blank', () => {
+    expect(loadConfig({}).trustProxy).toBeUndefined();
+    expect(loadConfig({ TRUST_PROXY: ' ' }).trustProxy).toBeUndefined();
+  });
+
+  it.each(['true', 'TRUE', ' true '])(
+    'refuses TRUST_PROXY=%j, which would let any client choose its own address',
+    (value) => {
+      expect(problems({ TRUST_PROXY: value })).toEqual([
+        `TRUST_PROXY: ${JSON.stringify(value.trim())} trusts every hop, so any client could choose its own address with X-Forwarded-For (and escape rate limits); give the number of proxies in front of codeflow (e.g. 1) or their addresses/subnets`,
+      ]);
+    },
+  );
+
+  it.each([
+    ['proxy.example.com', '"proxy.example.com"'],
+    ['Loopback', '"Loopback"'],
+    ['10.0.0.0/33', '"10.0.0.0/33"'],
+    ['10.0.0.0/0', '"10.0.0.0/0"'],
+    ['10.0.0.0/255.0.255.0', '"10.0.0.0/255.0.255.0"'],
+    ['10.0.0.1, true', '"true"'],
+    ['10.0.0.1,', '""'],
+  ])('refuses TRUST_PROXY=%j, naming %s', (value, named) => {
+    expect(problems({ TRUST_PROXY: value })).toEqual([
+      `TRUST_PROXY: not a hop count, an IP address or subnet, or one of loopback, linklocal, uniquelocal: ${named}`,
+    ]);
   });
 
   it('rejects an unknown LOG_LEVEL and a non-numeric PORT', () => {
