@@ -2,12 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { csrfSync } from 'csrf-sync';
 import express from 'express';
-import type { Store } from 'express-session';
-import { DEFAULT_RETRY_POLICY } from './api/retry.js';
-import { createSealer } from './session/seal.js';
-import { memoryBackend, type SessionBackend } from './session/store.js';
-import { TokenGuardStore } from './session/token-guard-store.js';
 import helmet from 'helmet';
+import { DEFAULT_RETRY_POLICY } from './api/retry.js';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
 import type { Config } from './config.js';
@@ -17,15 +13,23 @@ import { warnOnUntrustedForwarding } from './proxy-warning.js';
 import { signInRateLimit } from './rate-limit.js';
 import { createReadyz, healthz } from './routes/health.js';
 import { createPages } from './routes/pages.js';
-import { requireUser } from './routes/require-user.js';
+import { endExpiredSessions, requireUser } from './routes/require-user.js';
+import type { SessionBackend } from './session/backend.js';
+import { createEndSession } from './session/end-session.js';
+import { memoryBackend } from './session/memory-backend.js';
 import { createSessionMiddleware } from './session/session.js';
+import { createRevoker, type Revoker } from './tokens/revocation.js';
+import { createSealer } from './tokens/seal.js';
+import { createTokenStore } from './tokens/token-store.js';
 
 export interface AppDeps {
   config: Config;
   provider: Provider;
   logger: Logger;
-  /** Session store and refresh lock; default: in-process (one instance, development). */
+  /** Sessions, tokens and refresh locks; default: in-process (one instance, development). */
   sessions?: SessionBackend;
+  /** Revokes ended sessions' tokens in the background; default: four tries over about 7 s. */
+  revoker?: Revoker;
   /** Epoch seconds; tests move time. */
   now?: () => number;
   isShuttingDown?: () => boolean;
@@ -38,35 +42,41 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, provider, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const sessions = deps.sessions ?? memoryBackend();
-  // Whatever the backing store, a save never rolls tokens back, and a failure is a fast 503.
-  const store = new TokenGuardStore(sessions.store, createSealer(config.session.secrets));
+  const tokens = createTokenStore(sessions.tokens, createSealer(config.session.secrets));
+  const revoker = deps.revoker ?? createRevoker(provider);
+  const endSession = createEndSession(sessions, tokens, revoker);
 
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // The token comes from the form body only; csrf-sync then compares it with the session's copy.
     getTokenFromRequest: (req) =>
       (req.body as { _csrf?: unknown } | undefined)?._csrf as string | undefined,
   });
-  const auth = createAuthHandlers({ config, provider, now });
+  const csrfToken = (req: express.Request) => generateToken(req);
+  const auth = createAuthHandlers({ config, provider, now, tokens, endSession, csrfToken });
   const pages = createPages({
     provider,
     now,
     refreshSkewSeconds: config.refreshSkewSeconds,
+    maxAgeSeconds: config.session.maxAgeSeconds,
+    tokens,
     lock: sessions.lock,
     inFlight: new Map(),
+    endSession,
+    revoker,
     apiUrl: config.apiUrl,
     api: {
       authScheme: config.api.authScheme,
       timeoutMs: config.httpTimeoutMs,
       retry: { ...DEFAULT_RETRY_POLICY, budgetMs: config.api.retryBudgetMs },
     },
-    csrfToken: (req) => generateToken(req),
+    csrfToken,
   });
   const readyz = createReadyz({
     provider,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
-    pingStore: () => pingStore(store),
+    sessions,
+    isProduction: config.isProduction,
   });
-  const signedIn = requireUser(now, config.session.maxAgeSeconds);
   const signInLimit = signInRateLimit(config.rateLimitPerMinute);
   const callbackLimit = signInRateLimit(config.rateLimitPerMinute);
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
@@ -80,7 +90,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('views', root('views'));
 
   app.use(createHttpLogger(logger, () => randomUUID()));
-  if (config.trustProxy === undefined) app.use(warnOnUntrustedForwarding(logger));
+  if (!config.trustProxy) app.use(warnOnUntrustedForwarding(logger));
   app.use(
     helmet({
       contentSecurityPolicy: { directives: cspDirectives(config, provider) },
@@ -89,7 +99,8 @@ export function createApp(deps: AppDeps): express.Express {
       strictTransportSecurity: config.appBaseUrl.protocol === 'https:',
     }),
   );
-  app.use(express.static(root('public'), { index: false, maxAge: '1h' }));
+  // Static files under their own prefix: no other request looks at the disk.
+  app.use('/static', express.static(root('public'), { index: false, maxAge: '1h' }));
   app.get('/healthz', healthz);
   app.get('/readyz', readyz);
 
@@ -98,15 +109,18 @@ export function createApp(deps: AppDeps): express.Express {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  app.use(createSessionMiddleware(config, store));
+  app.use(createSessionMiddleware(config, sessions, now));
+  app.use(endExpiredSessions(now, config.session.maxAgeSeconds, endSession));
 
   // The route table.
   app.get('/', pages.home);
+  // HEAD must not start a sign-in (a link checker would fill the store): only GET does.
+  app.head('/login', methodNotAllowed('GET'));
   app.get('/login', signInLimit, auth.login);
   app.get('/callback', callbackLimit, auth.callback);
-  app.get('/dashboard', signedIn, pages.dashboard);
-  app.get('/me', signedIn, pages.me);
-  app.post('/refresh', signedIn, form, csrfSynchronisedProtection, pages.refreshNow);
+  app.get('/dashboard', requireUser, pages.dashboard);
+  app.get('/me', requireUser, pages.me);
+  app.post('/refresh', requireUser, form, csrfSynchronisedProtection, pages.refreshNow);
   app.post('/logout', form, csrfSynchronisedProtection, auth.logout);
 
   app.use(notFound);
@@ -136,9 +150,6 @@ function cspDirectives(config: Config, provider: Provider) {
   };
 }
 
-/** One read of the store; TokenGuardStore already turns a hang into an error within 2 s. */
-function pingStore(store: Store): Promise<void> {
-  return new Promise((resolve, reject) =>
-    store.get('readyz-probe', (err) => (err ? reject(err) : resolve())),
-  );
+function methodNotAllowed(allow: string): express.RequestHandler {
+  return (_req, res) => void res.status(405).set('Allow', allow).end();
 }

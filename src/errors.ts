@@ -56,6 +56,15 @@ export class AppError extends Error {
   }
 }
 
+/** The session store failed or did not answer in time: nothing was lost; try again. */
+export function storeUnavailable(cause: unknown): AppError {
+  if (cause instanceof AppError) return cause;
+  return new AppError('store_unavailable', 'Please try again in a few seconds.', {
+    cause,
+    retryAfterSeconds: 5,
+  });
+}
+
 export const notFound: RequestHandler = () => {
   throw new AppError('not_found', 'There is nothing at this address.');
 };

@@ -8,13 +8,19 @@ import {
   type DevProviderOptions,
 } from './dev-provider/dev-provider.js';
 import type { Logger } from './log.js';
-import { memoryBackend, redisBackend, type SessionBackend } from './session/store.js';
+import { ONE_PROCESS_WARNING } from './routes/health.js';
+import type { SessionBackend } from './session/backend.js';
+import { memoryBackend } from './session/memory-backend.js';
+import { redisBackend } from './session/redis-backend.js';
+import { createRevoker, type Revoker } from './tokens/revocation.js';
 
 export interface Runtime {
   app: express.Express;
   config: Config;
   provider: Provider;
   devProvider: DevProvider | undefined;
+  sessions: SessionBackend;
+  revoker: Revoker;
   /** Stops what this runtime started (the embedded provider); the caller closes its own server. */
   close(): Promise<void>;
 }
@@ -36,6 +42,8 @@ export async function createRuntime(
     /** Host name in the embedded provider's issuer; default: the app's host name. */
     devProviderHostname?: string;
     devProviderMiddleware?: DevProviderOptions['middleware'];
+    /** Waits between revocation retries; tests shorten them. */
+    revocationRetryDelaysMs?: readonly number[];
   } = {},
 ): Promise<Runtime> {
   let config = baseConfig;
@@ -64,8 +72,8 @@ export async function createRuntime(
   if (!config.oidc.issuer) throw new Error('no issuer: set OIDC_ISSUER');
 
   const sessions =
-    options.sessions ??
-    (config.redisUrl ? await redisBackend(config.redisUrl, logger) : memoryBackend());
+    options.sessions ?? (config.redisUrl ? redisBackend(config.redisUrl, logger) : memoryBackend());
+  if (config.isProduction && sessions.kind === 'memory') logger.warn(ONE_PROCESS_WARNING);
   const provider = createProvider({
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
@@ -74,11 +82,13 @@ export async function createRuntime(
     timeoutMs: config.httpTimeoutMs,
     logger,
   });
+  const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);
   const app = createApp({
     config,
     provider,
     logger,
     sessions,
+    revoker,
     isShuttingDown: options.isShuttingDown,
     now: options.now,
   });
@@ -87,7 +97,11 @@ export async function createRuntime(
     config,
     provider,
     devProvider,
+    sessions,
+    revoker,
     close: async () => {
+      // Revocations already under way get a moment to finish; none is started after this.
+      await revoker.settle(2000);
       await sessions.close();
       await devProvider?.close();
     },

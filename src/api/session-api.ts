@@ -1,8 +1,9 @@
 import type { Request } from 'express';
 import type * as client from 'openid-client';
-import { getFreshAccessToken, refreshTokens, type AccessTokenDeps } from '../auth/access-token.js';
+import { getFreshTokens, refreshTokens, type AccessTokenDeps } from '../auth/access-token.js';
 import { isUnreachable } from '../auth/oauth-errors.js';
 import { AppError } from '../errors.js';
+import type { TokenRecord } from '../tokens/token-store.js';
 import { callApi, type ApiClientOptions, type ApiResponse } from './provider-api.js';
 
 export interface SessionApiDeps extends AccessTokenDeps {
@@ -15,25 +16,24 @@ export interface SessionApiDeps extends AccessTokenDeps {
  * Calls the API for the signed-in person and turns each kind of answer into what they should
  * see: 401 refreshes once and retries once (never loops); 403 names the missing permission;
  * 429 and 5xx, once retries are spent, say when to come back.
- * @returns undefined when there is no API to call.
+ * @returns the token record used last, and the API's answer unless there is no API to call.
  */
 export async function fetchApiForSession(
   req: Request,
   deps: SessionApiDeps,
-): Promise<{ url: URL; response: ApiResponse } | undefined> {
+): Promise<{ record: TokenRecord; api?: { url: URL; response: ApiResponse } }> {
   const oidc = await deps.provider.getConfiguration();
+  let record = await getFreshTokens(req, deps);
   const userinfo = oidc.serverMetadata().userinfo_endpoint;
   const url = deps.apiUrl ?? (userinfo ? new URL(userinfo) : undefined);
-  if (!url) return undefined;
+  if (!url) return { record };
 
-  let accessToken = await getFreshAccessToken(req, deps);
-  let response = await send(oidc, accessToken, url, deps.api);
+  let response = await send(oidc, record.tokens.accessToken, url, deps.api);
   if (response.status === 401) {
     // RFC 6750 §3.1 invalid_token: expired early or revoked. One refresh, one retry.
-    accessToken = (
-      await refreshTokens(req, deps, { force: true, rejectedAccessToken: accessToken })
-    ).accessToken;
-    response = await send(oidc, accessToken, url, deps.api);
+    const rejectedAccessToken = record.tokens.accessToken;
+    record = await refreshTokens(req, deps, { force: true, rejectedAccessToken });
+    response = await send(oidc, record.tokens.accessToken, url, deps.api);
     if (response.status === 401) {
       throw new AppError(
         'api_unauthorized',
@@ -42,7 +42,7 @@ export async function fetchApiForSession(
       );
     }
   }
-  if (response.status === 403) throw forbidden(response, req.session.tokens?.scope);
+  if (response.status === 403) throw forbidden(response, record.tokens.scope);
   if (response.status === 429) {
     const seconds = Math.max(1, Math.ceil((response.retryAfterMs ?? 30_000) / 1000));
     throw new AppError(
@@ -62,7 +62,7 @@ export async function fetchApiForSession(
       },
     );
   }
-  return { url, response };
+  return { record, api: { url, response } };
 }
 
 async function send(

@@ -2,14 +2,16 @@ import type { Request, Response } from 'express';
 import * as client from 'openid-client';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import { destroySession, regenerateSession, saveSession } from '../session/session.js';
+import type { EndSession } from '../session/end-session.js';
+import { regenerateSession, saveSession } from '../session/session.js';
+import type { TokenStore } from '../tokens/token-store.js';
 import {
   checkIssuedAt,
   checkResponseShape,
   missingTransaction,
   userFrom,
 } from './callback-checks.js';
-import { callbackError, isUnreachable } from './oauth-errors.js';
+import { callbackError } from './oauth-errors.js';
 import type { Provider } from './provider.js';
 import { toStoredTokens } from './tokens.js';
 import { addTransaction, newTransaction, safeReturnTo, takeTransaction } from './transactions.js';
@@ -19,10 +21,15 @@ export interface AuthDeps {
   provider: Provider;
   /** Epoch seconds. */
   now: () => number;
+  tokens: TokenStore;
+  endSession: EndSession;
+  /** Makes the session's CSRF token (csrf-sync), stored with the session at sign-in. */
+  csrfToken: (req: Request) => string;
 }
 
 /** GET /login, GET /callback, POST /logout: the authorization-code flow, in the order it happens. */
-export function createAuthHandlers({ config, provider, now }: AuthDeps) {
+export function createAuthHandlers(deps: AuthDeps) {
+  const { config, provider, now } = deps;
   /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
   async function login(req: Request, res: Response): Promise<void> {
     const oidc = await provider.getConfiguration();
@@ -104,31 +111,34 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
     const user = await userFrom(oidc, tokens);
 
     // 5. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
+    //    The tokens go to their own record first, so a session with a user always has tokens.
     await regenerateSession(req);
+    const signedInAt = now();
+    const record = {
+      version: 1,
+      tokens: toStoredTokens(tokens, signedInAt),
+      refreshes: { count: 0 },
+    };
+    await deps.tokens.write(req.sessionID, record, config.session.maxAgeSeconds * 1000);
     if (Object.keys(rest).length > 0) req.session.transactions = rest;
     req.session.user = user;
-    req.session.tokens = toStoredTokens(tokens, now());
-    req.session.authenticatedAt = now();
+    req.session.authenticatedAt = signedInAt;
+    // Made now, so that no later page view changes (and so writes) the session.
+    deps.csrfToken(req);
     await saveSession(req);
     req.log.info({ sub: user.sub, iss: user.iss }, 'signed in');
     res.redirect(tx.returnTo);
   }
 
-  /** POST /logout (CSRF-checked): revoke, forget, then end the provider's session too. */
+  /**
+   * POST /logout (CSRF-checked): end the session for good, then the provider's session too. Ending
+   * it leaves a tombstone, so a request still in flight cannot bring it back, and revokes the
+   * refresh token in the background (RFC 7009), so a slow provider never holds up the sign-out.
+   */
   async function logout(req: Request, res: Response): Promise<void> {
-    const tokens = req.session.tokens;
     const oidc = await provider.getConfiguration().catch(() => undefined);
     const metadata = oidc?.serverMetadata();
-
-    // Revoking the refresh token ends the grant, so a leaked copy is worthless (RFC 7009).
-    if (oidc && metadata?.revocation_endpoint && tokens?.refreshToken) {
-      await client
-        .tokenRevocation(oidc, tokens.refreshToken, { token_type_hint: 'refresh_token' })
-        .catch((err: unknown) =>
-          req.log.warn({ err, unreachable: isUnreachable(err) }, 'token revocation failed'),
-        );
-    }
-    await destroySession(req);
+    const tokens = (await deps.endSession(req, 'sign-out'))?.tokens;
     // Nothing personal stays in this browser's cache for the Back button (ASVS 14.3.1).
     res.set('Clear-Site-Data', '"cache"');
     res.clearCookie(config.session.cookieName, {
@@ -137,7 +147,6 @@ export function createAuthHandlers({ config, provider, now }: AuthDeps) {
       sameSite: 'lax',
       secure: config.session.secureCookie,
     });
-    req.log.info('signed out');
 
     // RP-initiated logout: the provider ends its session and sends the browser back home.
     if (oidc && metadata?.end_session_endpoint && tokens?.idToken) {

@@ -8,6 +8,15 @@ export function isUnreachable(err: unknown): boolean {
   return err instanceof client.ClientError && (code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT');
 }
 
+/** A refresh or API call could not reach the provider: the session is kept; try again later. */
+export function providerUnavailable(cause: unknown): AppError {
+  return new AppError(
+    'provider_unavailable',
+    'The sign-in provider is unreachable. Try again in a minute.',
+    { cause, retryAfterSeconds: 30 },
+  );
+}
+
 /** The provider answered, but not with OAuth: a 5xx page, HTML, an unexpected status. */
 export function isProviderMalfunction(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;

@@ -8,6 +8,8 @@ export interface StoredTokens {
   idToken?: string;
   /** Epoch seconds; undefined when the provider did not say (`expires_in` is optional). */
   expiresAt?: number;
+  /** Epoch seconds at which the token endpoint answered: with expiresAt, the token's lifetime. */
+  issuedAt: number;
   /** Space-separated scopes granted, when the provider said. */
   scope?: string;
 }
@@ -30,6 +32,7 @@ export function toStoredTokens(
   const tokens: StoredTokens = {
     accessToken: response.access_token,
     tokenType: response.token_type,
+    issuedAt: now,
   };
   const refreshToken = response.refresh_token ?? previous?.refreshToken;
   const idToken = response.id_token ?? previous?.idToken;
@@ -41,13 +44,20 @@ export function toStoredTokens(
   return tokens;
 }
 
-/** True when the access token is expired or will be within `skewSeconds`. Unknown expiry: false. */
+/**
+ * True when the access token is expired or will be within the skew. Unknown expiry: false.
+ * The skew never exceeds half the token's lifetime: with a 60 s skew, a token that lives 60 s or
+ * less would otherwise count as expired the moment it arrives and be refreshed on every request.
+ */
 export function needsRefresh(
-  tokens: StoredTokens,
+  tokens: Pick<StoredTokens, 'expiresAt' | 'issuedAt'>,
   now: number,
   skewSeconds = DEFAULT_REFRESH_SKEW_SECONDS,
 ): boolean {
-  return tokens.expiresAt !== undefined && tokens.expiresAt - skewSeconds <= now;
+  if (tokens.expiresAt === undefined) return false;
+  const lifetime = tokens.expiresAt - (tokens.issuedAt ?? tokens.expiresAt);
+  const skew = Math.min(skewSeconds, Math.max(0, lifetime) / 2);
+  return tokens.expiresAt - skew <= now;
 }
 
 /**

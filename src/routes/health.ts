@@ -1,10 +1,11 @@
 import type { Request, Response } from 'express';
 import type { Provider } from '../auth/provider.js';
+import type { SessionBackend } from '../session/backend.js';
 
 export interface HealthDeps {
   provider: Provider;
-  /** Resolves when the session store answers; rejects or times out otherwise. */
-  pingStore: () => Promise<void>;
+  sessions: SessionBackend;
+  isProduction: boolean;
   isShuttingDown: () => boolean;
 }
 
@@ -13,16 +14,20 @@ export function healthz(_req: Request, res: Response): void {
   res.json({ status: 'ok' });
 }
 
+/** Said at start and by /readyz when production runs on the in-process store. */
+export const ONE_PROCESS_WARNING =
+  'sessions live in this process only: they are lost on restart and not shared with other instances; set REDIS_URL';
+
 /**
- * GET /readyz: ready when the session store answers. The provider's state is reported but does not
- * fail readiness: an outage there would pull every instance out of rotation at once, while /login
- * already answers 503 on its own.
+ * GET /readyz: ready when the session store answers (within 2 s). The provider's state is reported
+ * but does not fail readiness: an outage there would pull every instance out of rotation at once,
+ * while /login already answers 503 on its own.
  */
-export function createReadyz({ provider, pingStore, isShuttingDown }: HealthDeps) {
+export function createReadyz({ provider, sessions, isProduction, isShuttingDown }: HealthDeps) {
   return async function readyz(_req: Request, res: Response): Promise<void> {
     const store = isShuttingDown()
       ? 'shutting-down'
-      : await pingStore().then(
+      : await sessions.ping().then(
           () => 'ok',
           () => 'unavailable',
         );
@@ -30,6 +35,8 @@ export function createReadyz({ provider, pingStore, isShuttingDown }: HealthDeps
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'unavailable',
       sessionStore: store,
+      sessionBackend: sessions.kind,
+      ...(isProduction && sessions.kind === 'memory' && { warning: ONE_PROCESS_WARNING }),
       provider: provider.status().state,
     });
   };

@@ -16,11 +16,11 @@ export function createPages(deps: PageDeps) {
 
   /** The person, their token status and what the API says, using a fresh access token. */
   async function dashboard(req: Request, res: Response): Promise<void> {
-    const api = await fetchApiForSession(req, deps);
+    const { record, api } = await fetchApiForSession(req, deps);
     res.render('dashboard', {
       user: req.session.user,
-      tokens: tokenStatus(req.session.tokens!, deps.now()),
-      refresh: req.session.refresh ?? { count: 0 },
+      tokens: tokenStatus(record.tokens, deps.now()),
+      refresh: record.refreshes,
       api: api?.response,
       apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),

@@ -1,8 +1,9 @@
 import type { Request, RequestHandler } from 'express';
-import session, { type Store } from 'express-session';
+import session, { type SessionData } from 'express-session';
 import type { Config } from '../config.js';
-import type { TransactionMap } from '../auth/transactions.js';
-import type { StoredTokens } from '../auth/tokens.js';
+import { TRANSACTION_TTL_SECONDS, type TransactionMap } from '../auth/transactions.js';
+import type { SessionBackend } from './backend.js';
+import { BackendStore } from './session-store.js';
 
 /** The claims the pages use, taken from the validated ID token (and userinfo, when needed). */
 export interface SessionUser {
@@ -13,44 +14,74 @@ export interface SessionUser {
   email?: string;
 }
 
+/**
+ * What a session holds: who the person is and their pending sign-ins. Never tokens: those live in
+ * their own record (src/tokens/), so that writing a session can never write tokens back.
+ */
 declare module 'express-session' {
   interface SessionData {
     /** Pending sign-ins keyed by state, so several tabs can sign in at once. */
     transactions: TransactionMap;
     user: SessionUser;
-    tokens: StoredTokens;
     /** Epoch seconds of the sign-in. */
     authenticatedAt: number;
-    /** Refreshes in this session. `count` also versions `tokens`: a save never moves it backwards. */
-    refresh: { count: number; lastAt?: number };
   }
 }
 
-/** Session lifetime without activity; each request moves it forward (rolling). */
+/** Without activity, a signed-in session ends after this (and never later than its absolute lifetime). */
 export const SESSION_IDLE_MS = 8 * 60 * 60 * 1000;
 
+/**
+ * How long the store keeps a session, from what it holds: a signed-in one until its absolute
+ * lifetime ends (at most 8 idle hours); one holding only pending sign-ins until the newest of them
+ * expires (10 minutes); an empty one not at all. `now` is epoch seconds.
+ */
+export function storeLifetimeMs(
+  session: Partial<SessionData>,
+  now: number,
+  maxAgeSeconds: number,
+): number {
+  if (session.user) {
+    const remaining = (session.authenticatedAt ?? 0) + maxAgeSeconds - now;
+    return Math.min(SESSION_IDLE_MS, remaining * 1000);
+  }
+  const created = Object.values(session.transactions ?? {}).map((tx) => tx.createdAt);
+  if (created.length === 0) return 0;
+  return (Math.max(...created) + TRANSACTION_TTL_SECONDS - now) * 1000;
+}
+
 /** express-session, configured for a BFF: the browser holds only a signed, opaque id. */
-export function createSessionMiddleware(config: Config, store: Store | undefined): RequestHandler {
+export function createSessionMiddleware(
+  config: Config,
+  backend: SessionBackend,
+  now: () => number,
+): RequestHandler {
+  const cookie = {
+    httpOnly: true,
+    // Lax, not Strict: Strict withholds the cookie on the provider's redirect back to /callback,
+    // and every sign-in would fail with "state mismatch".
+    sameSite: 'lax' as const,
+    secure: config.session.secureCookie,
+    path: '/',
+    // The browser may keep the cookie for the absolute lifetime; the store decides how long the
+    // session really lives (storeLifetimeMs), so an idle or anonymous one ends sooner.
+    originalMaxAge: config.session.maxAgeSeconds * 1000,
+  };
+  const lifetime = (s: SessionData) => storeLifetimeMs(s, now(), config.session.maxAgeSeconds);
   return session({
     name: config.session.cookieName,
     secret: [...config.session.secrets],
-    ...(store && { store }),
+    store: new BackendStore(backend, cookie, lifetime),
     // Anonymous visitors get no session and no cookie; /login creates one.
     saveUninitialized: false,
-    // Save only when the session changed, so concurrent requests do not overwrite each other.
+    // Save only when the session changed: a signed-in page view writes nothing, and the idle
+    // expiry moves with a cheap touch instead of a rewrite.
     resave: false,
-    rolling: true,
+    // The cookie is sent when the session changes, not on every response.
+    rolling: false,
     // With TRUST_PROXY set, the Secure decision follows X-Forwarded-Proto from the trusted proxy.
-    proxy: config.trustProxy !== undefined ? true : undefined,
-    cookie: {
-      httpOnly: true,
-      // Lax, not Strict: Strict withholds the cookie on the provider's redirect back to /callback,
-      // and every sign-in would fail with "state mismatch".
-      sameSite: 'lax',
-      secure: config.session.secureCookie,
-      path: '/',
-      maxAge: SESSION_IDLE_MS,
-    },
+    proxy: config.trustProxy ? true : undefined,
+    cookie: { ...cookie, maxAge: cookie.originalMaxAge },
   });
 }
 
@@ -65,19 +96,5 @@ export function regenerateSession(req: Request): Promise<void> {
 export function saveSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) =>
     req.session.save((err) => (err ? reject(err) : resolve())),
-  );
-}
-
-/** `req.session.reload` as a promise: the session as the store has it now. */
-export function reloadSession(req: Request): Promise<void> {
-  return new Promise((resolve, reject) =>
-    req.session.reload((err) => (err ? reject(err) : resolve())),
-  );
-}
-
-/** `req.session.destroy` as a promise: the server-side session is gone. */
-export function destroySession(req: Request): Promise<void> {
-  return new Promise((resolve, reject) =>
-    req.session.destroy((err) => (err ? reject(err) : resolve())),
   );
 }

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
+import { createClient, RESP_TYPES } from 'redis';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -24,7 +24,7 @@ async function freePort(): Promise<number> {
 
 export interface TestRedis {
   url: string;
-  /** Keys currently stored, for asserting what is (not) at rest. */
+  /** Keys currently stored and their values (a hash's fields joined), as Latin-1 text, for asserting what is (not) at rest. */
   dump(): Promise<Record<string, string>>;
   /** Kills the server (connections refused until start()). */
   stop(): Promise<void>;
@@ -68,10 +68,18 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url,
     async dump() {
-      const client = createClient({ url });
+      // Values may be bytes (sealed tokens): read them as Buffers and keep every byte.
+      const client = createClient({ url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
       await client.connect();
       const out: Record<string, string> = {};
-      for (const key of await client.keys('*')) out[key] = (await client.get(key)) ?? '';
+      for (const key of await client.keys('*')) {
+        const name = key.toString();
+        const value =
+          (await client.type(key)) === 'hash'
+            ? Object.entries(await client.hGetAll(key)).flat()
+            : [await client.get(key)];
+        out[name] = value.map((v) => (v ?? '').toString('latin1')).join('\n');
+      }
       await client.close();
       return out;
     },

@@ -141,7 +141,7 @@ describe('the callback refuses what it did not start', () => {
       const page = await app.get('/dashboard').expect(302);
       expect(page.headers.location).toBe('/login?returnTo=%2Fdashboard');
       await app.get('/me').set('Accept', 'application/json').expect(401);
-      expect(h.logs.text()).toContain('session reached its maximum age');
+      expect(h.logs.text()).toContain('"reason":"max-age"');
     } finally {
       clock -= 12 * 3600;
     }

@@ -42,7 +42,7 @@ describe('headers on every page', () => {
   );
 
   it('sets no cookie for anonymous pages, and a HttpOnly, SameSite=Lax session cookie on /login', async () => {
-    for (const path of ['/', '/healthz', '/style.css', '/nope']) {
+    for (const path of ['/', '/healthz', '/static/style.css', '/nope']) {
       expect((await h.app().get(path)).headers['set-cookie'], path).toBeUndefined();
     }
     const login = await h.app().get('/login').expect(302);

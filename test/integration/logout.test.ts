@@ -45,7 +45,9 @@ describe('logout', () => {
     expect(res.headers['clear-site-data']).toBe('"cache"');
     expect(String(res.headers['set-cookie'])).toMatch(/^codeflow\.sid=;.*Expires=Thu, 01 Jan 1970/);
 
-    // The provider was told: the refresh token was revoked with client authentication...
+    // The provider was told, in the background: the refresh token was revoked with client
+    // authentication...
+    await h.runtime.revoker.settle(10_000);
     const revocation = h.providerRequests.slice(before).find((r) => r.route === 'revocation');
     expect(revocation?.status).toBe(200);
     expect(revocation?.params.token_type_hint).toBe('refresh_token');

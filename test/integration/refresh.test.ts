@@ -78,6 +78,7 @@ describe('refresh against a rotating provider', () => {
 
   it('refreshes on "Refresh now" (CSRF-checked) and shows the count', async () => {
     const app = await signedIn();
+    const atSignIn = refreshGrants().length;
     const page = await app.get('/dashboard').expect(200);
     const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1];
     await app.post('/refresh').type('form').send({}).expect(403);
@@ -86,6 +87,9 @@ describe('refresh against a rotating provider', () => {
     expect(res.headers.location).toBe('/dashboard');
     expect(refreshGrants().length).toBe(before + 1);
     const after = await app.get('/dashboard').expect(200);
-    expect(after.text).toContain('<dd id="refresh-count">1 <span class="muted">(last at');
+    // Tokens live 2 s here, so a slow machine may refresh once more on its own: count them all.
+    const made = refreshGrants().length - atSignIn;
+    expect(made).toBeGreaterThanOrEqual(1);
+    expect(after.text).toContain(`<dd id="refresh-count">${made} <span class="muted">(last at`);
   });
 });

@@ -29,10 +29,12 @@ function responseBodyError(error: string, status = 400) {
 }
 
 describe('needsRefresh', () => {
-  const tokens = (expiresAt?: number): StoredTokens => ({
+  // Issued an hour before `now` unless a case says otherwise: long-lived, so the skew applies whole.
+  const tokens = (expiresAt?: number, issuedAt = now - 3600): StoredTokens => ({
     accessToken: 'a',
     tokenType: 'bearer',
     expiresAt,
+    issuedAt,
   });
   it.each([
     ['expired an hour ago', now - 3600, 60, true],
@@ -45,6 +47,19 @@ describe('needsRefresh', () => {
     ['has no stated expiry (rely on the 401 path)', undefined, 60, false],
   ])('when the access token %s: %s', (_name, expiresAt, skew, expected) => {
     expect(needsRefresh(tokens(expiresAt), now, skew)).toBe(expected);
+  });
+
+  // A token that lives no longer than the skew would count as expired on arrival and be refreshed
+  // on every request; the skew is capped at half its lifetime.
+  it.each([
+    ['a 10 s token, just issued', now, now + 10, false],
+    ['a 10 s token, 4 s old', now - 4, now + 6, false],
+    ['a 10 s token, 5 s old (half its life)', now - 5, now + 5, true],
+    ['a 60 s token, 29 s old', now - 29, now + 31, false],
+    ['a 60 s token, 30 s old', now - 30, now + 30, true],
+    ['a 1 h token, 59 s before expiry', now - 3541, now + 59, true],
+  ])('with a 60 s skew, %s → %s', (_name, issuedAt, expiresAt, expected) => {
+    expect(needsRefresh(tokens(expiresAt, issuedAt), now, 60)).toBe(expected);
   });
 });
 
@@ -86,6 +101,7 @@ describe('toStoredTokens', () => {
     idToken: 'old-id',
     scope: 'openid email',
     expiresAt: now - 10,
+    issuedAt: now - 70,
   };
   it.each([
     [
@@ -136,7 +152,7 @@ describe('toStoredTokens', () => {
       },
     ],
   ])('%s', (_name, json, expected) => {
-    expect(toStoredTokens(response(json), now, previous)).toEqual(expected);
+    expect(toStoredTokens(response(json), now, previous)).toEqual({ ...expected, issuedAt: now });
   });
 
   it('stores nothing it was not given on a first sign-in', () => {
@@ -144,6 +160,7 @@ describe('toStoredTokens', () => {
       accessToken: 'at',
       tokenType: 'bearer',
       expiresAt: now + 10,
+      issuedAt: now,
     });
   });
 });
@@ -156,6 +173,7 @@ describe('tokenStatus', () => {
         refreshToken: 'SECRET-RT',
         tokenType: 'bearer',
         expiresAt: now + 90,
+        issuedAt: now,
         scope: 'openid  email',
       },
       now,

@@ -1,0 +1,61 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as client from 'openid-client';
+import type { StoredTokens } from '../auth/tokens.js';
+import type { Provider } from '../auth/provider.js';
+import type { Logger } from '../log.js';
+
+/** Revokes ended sessions' tokens at the provider (RFC 7009) without making anyone wait. */
+export interface Revoker {
+  /** Revokes the refresh token (or, without one, the access token) in the background. */
+  revokeLater(tokens: StoredTokens, log: Logger): void;
+  /** Counts since start: revoked, failed attempts, and revocations given up after every retry. */
+  stats(): { revoked: number; failedAttempts: number; gaveUp: number; pending: number };
+  /** Resolves when no revocation is pending, or after `maxMs` (shutdown, tests). */
+  settle(maxMs: number): Promise<void>;
+}
+
+/** Waits before each retry: a failed revocation is tried four times in all, within about 7 s plus timeouts. */
+export const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
+
+export function createRevoker(
+  provider: Provider,
+  retryDelaysMs: readonly number[] = DEFAULT_RETRY_DELAYS_MS,
+): Revoker {
+  const counts = { revoked: 0, failedAttempts: 0, gaveUp: 0 };
+  const pending = new Set<Promise<void>>();
+
+  async function revoke(tokens: StoredTokens, log: Logger): Promise<void> {
+    // Revoking the refresh token ends the grant, and with it (RFC 7009 §2.1) its access tokens.
+    const [token, tokenKind] = tokens.refreshToken
+      ? [tokens.refreshToken, 'refresh_token']
+      : [tokens.accessToken, 'access_token'];
+    for (let attempt = 1; attempt <= retryDelaysMs.length + 1; attempt++) {
+      try {
+        const oidc = await provider.getConfiguration();
+        if (!oidc.serverMetadata().revocation_endpoint) return;
+        await client.tokenRevocation(oidc, token, { token_type_hint: tokenKind });
+        counts.revoked += 1;
+        return;
+      } catch (err) {
+        counts.failedAttempts += 1;
+        // The token kind and the error, never the token.
+        log.warn({ err, tokenKind, attempt }, 'token revocation failed');
+      }
+      const delay = retryDelaysMs[attempt - 1];
+      if (delay !== undefined) await sleep(delay, undefined, { ref: false });
+    }
+    counts.gaveUp += 1;
+    log.error({ tokenKind }, 'token revocation given up: the token stays valid until it expires');
+  }
+
+  return {
+    revokeLater(tokens, log) {
+      const job = revoke(tokens, log).finally(() => pending.delete(job));
+      pending.add(job);
+    },
+    stats: () => ({ ...counts, pending: pending.size }),
+    async settle(maxMs) {
+      await Promise.race([Promise.all(pending), sleep(maxMs, undefined, { ref: false })]);
+    },
+  };
+}
