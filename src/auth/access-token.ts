@@ -111,7 +111,7 @@ async function runRefresh(
     );
   }
 
-  const oidc = await deps.provider.getConfiguration();
+  const oidc = await deps.provider.forTokenRequest();
   let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
   try {
     // Never retried: a rotated refresh token is single-use, and a blind retry would look like theft.

@@ -75,7 +75,7 @@ export function createAuthHandlers(deps: AuthDeps) {
 
     // 2. Mix-up defence (RFC 9207): the response must name the provider we sent the person to.
     //    openid-client checks this too; checking first gives the person the precise page.
-    const oidc = await provider.getConfiguration();
+    const oidc = await provider.forTokenRequest();
     const iss = req.query.iss;
     const metadata = oidc.serverMetadata();
     if (

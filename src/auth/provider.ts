@@ -21,11 +21,18 @@ export type ProviderState = 'pending' | 'ready' | 'unreachable';
 
 export interface Provider {
   /**
-   * A client configuration for one use (a sign-in, a refresh, a logout), built from the cached
-   * discovery document. Discovery runs on first use and again every 10 minutes.
+   * The client configuration, built once per discovered metadata and shared by every request
+   * (authorization URLs, API calls, revocation, logout). Discovery runs on first use and again
+   * every 10 minutes.
    * @throws {AppError} provider_unavailable while the provider cannot be discovered.
    */
   getConfiguration(): Promise<client.Configuration>;
+  /**
+   * A configuration of its own for one token request (a code exchange or a refresh), which can
+   * empty its signing-key cache when the response names a key it lacks. See createProvider.
+   * @throws {AppError} provider_unavailable while the provider cannot be discovered.
+   */
+  forTokenRequest(): Promise<client.Configuration>;
   status(): { state: ProviderState; issuer: string };
 }
 
@@ -41,11 +48,15 @@ const KID_REFETCH_INTERVAL_MS = 10_000;
  * Discovery is lazy and cached: the app starts and serves its other pages while the provider is
  * down; a failed discovery is not cached, and the next attempt waits 1 s, 2 s, 4 s ... up to 30 s.
  *
+ * One shared Configuration per discovered metadata serves every request but the token requests:
+ * building one per API call cost each dashboard view a new object and fetch wrapper.
+ *
  * Signing keys: openid-client re-fetches the JWKS on an unknown `kid` only when its copy is at
  * least 60 s old, so a key rotated just after a fetch would fail sign-ins for up to a minute (and a
- * code is single-use: that person's sign-in is lost). So codeflow keeps the JWKS cache itself,
- * hands it to a fresh Configuration per use, and when a token response is signed with a `kid` it
- * has not seen, empties that Configuration's cache first so the library fetches the new keys.
+ * code is single-use: that person's sign-in is lost). oauth4webapi caches keys per metadata object,
+ * out of our reach, so each token request (sign-in or refresh: rare) gets a Configuration of its
+ * own, seeded with the JWKS codeflow keeps; when its response is signed with a `kid` it has not
+ * seen, that Configuration's cache is emptied first, so the library fetches the new keys.
  */
 export function createProvider(options: ProviderOptions): Provider {
   const now = options.now ?? Date.now;
@@ -61,6 +72,7 @@ export function createProvider(options: ProviderOptions): Provider {
   const clientAuth = client.ClientSecretBasic(options.clientSecret);
 
   let metadata: client.ServerMetadata | undefined;
+  let shared: client.Configuration | undefined;
   let discoveredAt = 0;
   let inFlight: Promise<client.ServerMetadata> | undefined;
   let failures = 0;
@@ -87,6 +99,7 @@ export function createProvider(options: ProviderOptions): Provider {
     inFlight ??= discover()
       .then((discovered) => {
         if (metadata?.jwks_uri !== discovered.jwks_uri) jwksCache = undefined;
+        if (JSON.stringify(metadata) !== JSON.stringify(discovered)) shared = undefined;
         metadata = discovered;
         discoveredAt = now();
         failures = 0;
@@ -109,7 +122,7 @@ export function createProvider(options: ProviderOptions): Provider {
     return inFlight;
   }
 
-  /** One use's Configuration: our JWKS cache in, a fetch that watches keys and `kid`s. */
+  /** A token request's Configuration: our JWKS cache in, a fetch that watches keys and `kid`s. */
   function forUse(server: client.ServerMetadata): client.Configuration {
     const config = new client.Configuration(server, options.clientId, clientMetadata, clientAuth);
     config.timeout = options.timeoutMs / 1000;
@@ -143,17 +156,25 @@ export function createProvider(options: ProviderOptions): Provider {
     return config;
   }
 
+  async function current(): Promise<client.ServerMetadata> {
+    if (metadata) {
+      // Stale metadata keeps serving while a fresh copy is fetched in the background.
+      if (now() - discoveredAt > METADATA_TTL_MS && now() >= retryAt)
+        rediscover().catch(() => undefined);
+      return metadata;
+    }
+    if (now() < retryAt) throw unavailable(retryAt - now());
+    return rediscover();
+  }
+
   return {
     async getConfiguration() {
-      if (metadata) {
-        // Stale metadata keeps serving while a fresh copy is fetched in the background.
-        if (now() - discoveredAt > METADATA_TTL_MS && now() >= retryAt)
-          rediscover().catch(() => undefined);
-        return forUse(metadata);
-      }
-      if (now() < retryAt) throw unavailable(retryAt - now());
-      return forUse(await rediscover());
+      const server = await current();
+      // Rebuilt only when re-discovery brought different metadata.
+      shared ??= forUse(server);
+      return shared;
     },
+    forTokenRequest: async () => forUse(await current()),
     status() {
       const state: ProviderState = metadata ? 'ready' : failures > 0 ? 'unreachable' : 'pending';
       return { state, issuer: options.issuer.href };
