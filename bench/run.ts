@@ -1,87 +1,149 @@
 /**
- * Benchmarks, as ratios against a baseline measured in the same run (never absolute timings:
- * machines differ and are noisy). Run with `npm run bench`.
+ * `npm run bench`: codeflow measured against a bare baseline in the same run, as ratios (machines
+ * differ and are noisy; a ratio taken side by side travels better than a figure).
  *
- *   baseline          GET /healthz: Express, helmet and logging, nothing else
- *   home              GET /: + the session lookup and a rendered page
- *   dashboard         GET /dashboard signed in: + the API call to the embedded provider
- *   refresh storm     50 concurrent dashboards on an expired session: one refresh shared by all,
- *                     compared with 50 concurrent dashboards on a fresh session
+ * Processes, each on a free 127.0.0.1 port and stopped by PID at the end:
+ *   provider        the embedded development provider on its own (bench/provider.ts), 1 h tokens
+ *   codeflow        src/server.ts as deployed: development mode, default (info) logging to /dev/null
+ *   bare app        Express + express-session and nothing else (bench/bare-app.ts)
+ *   storm provider  a second provider with 2 s access tokens, and codeflow instances against it
+ *   redis-server    when installed: two codeflow instances sharing it
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startHarness } from '../test/helpers/harness.js';
-import { signIn } from '../test/helpers/sign-in.js';
+import { cpus } from 'node:os';
+import { evaluateGoals } from './goals.js';
+import { measureMemoryStore } from './memory-store.js';
+import { measureMultiInstance } from './multi-instance.js';
+import { cleanUpNow, freePort, stopAll } from './processes.js';
+import { printReport, writeResults } from './report.js';
+import type { Measurements } from './results.js';
+import {
+  bareCookie,
+  CLIENT_ID,
+  CLIENT_SECRET,
+  startBareApp,
+  startCodeflow,
+  startProvider,
+  type RunningApp,
+} from './services.js';
+import { measureSignIns } from './sign-in-time.js';
+import { ownClient, signInAtProvider, signInThroughApp } from './sign-in.js';
+import { refreshStorm, STORM_ENV, STORM_TOKEN_TTL_SECONDS } from './storm.js';
+import { CONNECTIONS, interleavedRounds, type Target } from './throughput.js';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
-const CONCURRENCY = 10;
+const SETTINGS = { connections: CONNECTIONS, rounds: 4, secondsPerRound: 5, warmupSeconds: 1 };
+const SIGN_INS = 20;
+/** Long enough that the throughput rounds never meet an expired token (the default is 300 s). */
+const MAIN_TOKEN_TTL_SECONDS = 3600;
+/** The whole run, however it goes: then everything is killed. */
+const DEADLINE_MS = 5 * 60_000;
 
-async function throughput(url: string, cookie?: string): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < REQUESTS) {
-      next += 1;
-      const res = await fetch(url, { headers: cookie ? { cookie } : {}, redirect: 'manual' });
-      if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
-      await res.arrayBuffer();
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return REQUESTS / ((performance.now() - started) / 1000);
-}
+const progress = (line: string) => console.error(`bench: ${line}`);
 
-async function burst(url: string, cookie: string, n = 50): Promise<number> {
-  const started = performance.now();
-  const answers = await Promise.all(
-    Array.from({ length: n }, () => fetch(url, { headers: { cookie } })),
-  );
-  if (answers.some((r) => r.status !== 200)) throw new Error('a request of the burst failed');
-  await Promise.all(answers.map((r) => r.arrayBuffer()));
-  return performance.now() - started;
-}
+async function measure(): Promise<Measurements> {
+  const startedAt = new Date().toISOString();
+  // Ports first: each provider registers its client's redirect URI, which names the app's port.
+  const [mainPort, stormPort] = await Promise.all([freePort(), freePort()]);
+  const mainUrl = `http://127.0.0.1:${mainPort}`;
+  const stormUrl = `http://127.0.0.1:${stormPort}`;
 
-async function main() {
-  const h = await startHarness({
-    LOG_LEVEL: 'silent',
-    DEV_ACCESS_TOKEN_TTL: '2',
-    REFRESH_SKEW_SECONDS: '0',
+  progress('starting the providers');
+  const [provider, stormProvider] = await Promise.all([
+    startProvider(mainUrl, MAIN_TOKEN_TTL_SECONDS),
+    startProvider(stormUrl, STORM_TOKEN_TTL_SECONDS),
+  ]);
+  // The bench as the provider's client: timed sign-ins, and a real access token for the bare app.
+  const own = await ownClient(provider.issuer, CLIENT_ID, CLIENT_SECRET, `${mainUrl}/callback`);
+  const { access_token: accessToken } = await signInAtProvider(own);
+
+  progress('starting codeflow and the bare app');
+  const [codeflow, bare, stormApp] = await Promise.all([
+    startCodeflow({ provider, port: mainPort }),
+    startBareApp(provider, accessToken),
+    // Behind the storm deployment's public URL; the Redis instances join it later.
+    startCodeflow({ provider: stormProvider, publicUrl: stormUrl, env: STORM_ENV }),
+  ]);
+  const cookies = { codeflow: await signInThroughApp(codeflow.url), bare: await bareCookie(bare) };
+  const target = (name: 'codeflow' | 'bare', app: RunningApp, path: string): Target => ({
+    name: `${name} ${path}`,
+    url: `${app.url}${path}`,
+    cookie: cookies[name],
+    server: app.child,
+    // /dashboard calls the provider's demo API: its CPU is part of the picture.
+    ...(path === '/dashboard' && { upstream: provider.child }),
   });
-  try {
-    const app = h.app();
-    const { response } = await signIn(h, app);
-    const cookie = String(response.headers['set-cookie']).split(';')[0]!;
-    const base = h.baseUrl;
 
-    await throughput(`${base}/healthz`); // warm-up
-    const baseline = await throughput(`${base}/healthz`);
-    const home = await throughput(`${base}/`, cookie);
-    await sleep(2100);
-    const dashboard = await throughput(`${base}/dashboard`, cookie);
+  progress(`throughput: ${SETTINGS.rounds} rounds × 4 × ${SETTINGS.secondsPerRound} s`);
+  const summaries = await interleavedRounds(
+    [
+      target('bare', bare, '/me'),
+      target('codeflow', codeflow, '/me'),
+      target('bare', bare, '/dashboard'),
+      target('codeflow', codeflow, '/dashboard'),
+    ],
+    SETTINGS,
+    progress,
+  );
+  progress(`sign-in time: ${SIGN_INS} through codeflow, ${SIGN_INS} at the provider alone`);
+  const signIn = await measureSignIns(codeflow.url, own, SIGN_INS);
+  progress('refresh storm, one process');
+  const storm = await refreshStorm(stormProvider, stormApp.url, [stormApp.url]);
+  progress('Redis: bytes per session, refresh storm across two instances');
+  const multiInstance = await measureMultiInstance(stormProvider, stormPort);
+  progress('in-process store: bytes per session');
+  const memoryStore = await measureMemoryStore(provider, mainUrl);
 
-    await burst(`${base}/dashboard`, cookie); // fresh token: no refresh
-    const fresh = await burst(`${base}/dashboard`, cookie);
-    await sleep(2100);
-    const refreshes = h.providerRequests.filter(
-      (r) => r.params.grant_type === 'refresh_token',
-    ).length;
-    const storm = await burst(`${base}/dashboard`, cookie);
-    const stormRefreshes =
-      h.providerRequests.filter((r) => r.params.grant_type === 'refresh_token').length - refreshes;
-
-    const rows: Array<[string, string]> = [
-      ['baseline GET /healthz', `${baseline.toFixed(0)} req/s = 1.00`],
-      ['GET / (session + page)', `${(home / baseline).toFixed(2)} × baseline`],
-      ['GET /dashboard (+ API call)', `${(dashboard / baseline).toFixed(2)} × baseline`],
-      [
-        '50-request storm, expired token',
-        `${(storm / fresh).toFixed(2)} × the time of 50 on a fresh token`,
-      ],
-      ['refresh grants during the storm', `${stormRefreshes} (one shared refresh)`],
-    ];
-    for (const [name, value] of rows) console.log(`${name.padEnd(36)} ${value}`);
-  } finally {
-    await h.close();
-  }
+  const cpu = cpus();
+  return {
+    startedAt,
+    machine: {
+      cpu: cpu[0]?.model ?? 'unknown',
+      cores: cpu.length,
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+    },
+    settings: { ...SETTINGS, signIns: SIGN_INS },
+    throughput: Object.fromEntries(summaries.map((s) => [s.name, s])),
+    signIn,
+    storm,
+    multiInstance,
+    memoryStore,
+  };
 }
 
-await main();
+async function main(): Promise<void> {
+  const started = performance.now();
+  setTimeout(() => {
+    console.error('bench: over 5 minutes; stopping everything');
+    cleanUpNow();
+    process.exit(1);
+  }, DEADLINE_MS).unref();
+  process.on('exit', cleanUpNow);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      progress(`${signal}: stopping the child processes`);
+      void stopAll().finally(() => process.exit(130));
+    });
+  }
+
+  let measurements: Measurements;
+  try {
+    measurements = await measure();
+  } finally {
+    await stopAll();
+  }
+  const results = {
+    ...measurements,
+    secondsTaken: (performance.now() - started) / 1000,
+    goals: evaluateGoals(measurements),
+  };
+  printReport(results, await writeResults(results));
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+  process.exitCode = 1;
+}
+// Keep-alive sockets and clients of the in-process app must not hold the run open.
+process.exit();

@@ -24,8 +24,7 @@ export async function fetchApiForSession(
 ): Promise<{ record: TokenRecord; api?: { url: URL; response: ApiResponse } }> {
   const oidc = await deps.provider.getConfiguration();
   let record = await getFreshTokens(req, deps);
-  const userinfo = oidc.serverMetadata().userinfo_endpoint;
-  const url = deps.apiUrl ?? (userinfo ? new URL(userinfo) : undefined);
+  const url = deps.apiUrl ?? userinfoUrl(oidc);
   if (!url) return { record };
 
   let response = await send(oidc, record.tokens.accessToken, url, deps.api);
@@ -63,6 +62,11 @@ export async function fetchApiForSession(
     );
   }
   return { record, api: { url, response } };
+}
+
+function userinfoUrl(oidc: client.Configuration): URL | undefined {
+  const userinfo = oidc.serverMetadata().userinfo_endpoint;
+  return userinfo ? new URL(userinfo) : undefined;
 }
 
 async function send(

@@ -1,0 +1,84 @@
+/**
+ * Child process: the baseline. Express 5 and express-session (MemoryStore) with codeflow's cookie
+ * settings, and nothing else: no OAuth, no logging, no helmet, no sealing. codeflow's figures are
+ * read as ratios against this app's, measured in the same run.
+ *
+ * Env: PORT, SESSION_SECRET, API_URL (the demo API), ACCESS_TOKEN (valid for the whole run), ISSUER.
+ */
+import express from 'express';
+import session from 'express-session';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`bare app: ${name} is not set`);
+  return value;
+}
+
+interface BareUser {
+  iss: string;
+  sub: string;
+  name: string;
+  email: string;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    bareUser: BareUser;
+  }
+}
+
+const apiUrl = required('API_URL');
+const accessToken = required('ACCESS_TOKEN');
+const user: BareUser = {
+  iss: required('ISSUER'),
+  sub: 'alice',
+  name: 'Alice Liddell',
+  email: 'alice@example.com',
+};
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const app = express();
+app.disable('x-powered-by');
+app.use(
+  session({
+    name: 'bare.sid',
+    secret: required('SESSION_SECRET'),
+    saveUninitialized: false,
+    resave: false,
+    // As codeflow: the cookie is sent when the session changes, not on every answer.
+    rolling: false,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: false, path: '/', maxAge: 8 * 3600_000 },
+  }),
+);
+
+app.get('/sign-in', (req, res) => {
+  req.session.bareUser = user;
+  res.json(user);
+});
+
+app.get('/me', (req, res) => {
+  const signedIn = req.session.bareUser;
+  if (!signedIn) return void res.status(401).json({ error: 'unauthenticated' });
+  res.json(signedIn);
+});
+
+app.get('/dashboard', async (req, res) => {
+  const signedIn = req.session.bareUser;
+  if (!signedIn) return void res.status(401).json({ error: 'unauthenticated' });
+  const api = await fetch(apiUrl, {
+    headers: { authorization: `Bearer ${accessToken}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = await api.text();
+  // Not 200 when the API refused: the bench counts non-2xx answers and fails on any.
+  res
+    .status(api.ok ? 200 : 502)
+    .type('html')
+    .send(
+      `<!doctype html><title>Dashboard</title><h1>Hello, ${escapeHtml(signedIn.name)}</h1>` +
+        `<pre>${escapeHtml(body)}</pre>`,
+    );
+});
+
+app.listen(Number(required('PORT')), '127.0.0.1');
