@@ -25,6 +25,20 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+export interface RuntimeOptions {
+  /** Default: Redis when REDIS_URL is set, else in-process. */
+  sessions?: SessionBackend;
+  isShuttingDown?: () => boolean;
+  /** Epoch seconds; tests move time. */
+  now?: () => number;
+  devProviderListenHost?: string;
+  /** Host name in the embedded provider's issuer; default: the app's host name. */
+  devProviderHostname?: string;
+  devProviderMiddleware?: DevProviderOptions['middleware'];
+  /** Waits between revocation retries; tests shorten them. */
+  revocationRetryDelaysMs?: readonly number[];
+}
+
 /**
  * Wires the pieces: the embedded development provider when no issuer is configured, the provider
  * client, and the app. The caller listens.
@@ -32,19 +46,7 @@ export interface Runtime {
 export async function createRuntime(
   baseConfig: Config,
   logger: Logger,
-  options: {
-    /** Default: Redis when REDIS_URL is set, else in-process. */
-    sessions?: SessionBackend;
-    isShuttingDown?: () => boolean;
-    /** Epoch seconds; tests move time. */
-    now?: () => number;
-    devProviderListenHost?: string;
-    /** Host name in the embedded provider's issuer; default: the app's host name. */
-    devProviderHostname?: string;
-    devProviderMiddleware?: DevProviderOptions['middleware'];
-    /** Waits between revocation retries; tests shorten them. */
-    revocationRetryDelaysMs?: readonly number[];
-  } = {},
+  options: RuntimeOptions = {},
 ): Promise<Runtime> {
   let config = baseConfig;
   let devProvider: DevProvider | undefined;

@@ -131,7 +131,7 @@ async function runRefresh(
   const tokens = toStoredTokens(response, now, current.tokens);
   // OIDC Core §12.2: a refreshed ID token must be about the same person (the library checks iss and aud).
   const claims = response.claims();
-  if (claims && claims.sub !== req.session.user?.sub) {
+  if (claims && claims.sub !== req.session?.user?.sub) {
     deps.revoker.revokeLater(tokens, req.log);
     throw new SessionOver(
       'other-account',
@@ -147,7 +147,7 @@ async function runRefresh(
       rotated: response.refresh_token !== undefined && response.refresh_token !== refreshToken,
     },
   };
-  const ttlMs = ((req.session.authenticatedAt ?? now) + deps.maxAgeSeconds - now) * 1000;
+  const ttlMs = ((req.session?.authenticatedAt ?? now) + deps.maxAgeSeconds - now) * 1000;
   const outcome = await deps.tokens.write(sid, next, ttlMs);
   if (outcome === 'ended') {
     // Signed out while the provider was answering: what it sent must not outlive the session.

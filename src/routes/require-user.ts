@@ -1,9 +1,10 @@
 import type { RequestHandler } from 'express';
-import type { EndSession } from '../session/end-session.js';
+import { ensureSession, type EndSession } from '../session/end-session.js';
 
 /**
  * Ends, on every route, a session older than `maxAgeSeconds` since sign-in, however active it was
- * and however long refresh would still work (ASVS 7.3.2). The request goes on signed out.
+ * and however long refresh would still work (ASVS 7.3.2). The request goes on signed out, with a
+ * new, empty session.
  */
 export function endExpiredSessions(
   now: () => number,
@@ -14,6 +15,7 @@ export function endExpiredSessions(
     const session = req.session;
     if (session?.user && now() - (session.authenticatedAt ?? 0) >= maxAgeSeconds) {
       await endSession(req, 'max-age');
+      ensureSession(req);
     }
     next();
   };
@@ -24,7 +26,7 @@ export function endExpiredSessions(
  * JSON clients get a 401 they can act on.
  */
 export const requireUser: RequestHandler = (req, res, next) => {
-  if (req.session.user) return next();
+  if (req.session?.user) return next();
   if (req.accepts(['html', 'json']) === 'json') {
     res.status(401).json({ error: 'unauthenticated', message: 'Sign in first.' });
     return;

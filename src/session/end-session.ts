@@ -14,8 +14,9 @@ export type EndSession = (req: Request, reason: EndReason) => Promise<TokenRecor
 /**
  * The one way a session ends, whatever the reason. In one step the backend leaves a tombstone
  * (so no request still in flight can save the session back) and deletes the session and its
- * tokens; the tokens it held are then revoked in the background, and the request carries on with
- * a new, empty session that is stored only if something is put in it.
+ * tokens; the tokens it held are then revoked in the background. The request carries on with no
+ * session at all: nothing is saved for it and no cookie is sent (a handler that needs a new one
+ * makes it, see {@link ensureSession}).
  * @throws {AppError} store_unavailable: nothing ended; the person may try again.
  */
 export function createEndSession(
@@ -29,9 +30,13 @@ export function createEndSession(
     });
     const record = held && tokens.open(held);
     if (record) revoker.revokeLater(record.tokens, req.log);
-    // A fresh id without destroying again: the backend already ended the old one.
-    req.sessionStore.generate(req);
+    (req as { session?: unknown }).session = undefined;
     req.log.info({ reason }, 'session ended');
     return record;
   };
+}
+
+/** A new, empty session for a request whose session has just ended (stored only once it holds something). */
+export function ensureSession(req: Request): void {
+  if (!req.session) req.sessionStore.generate(req);
 }

@@ -1,5 +1,5 @@
 import { Store, type SessionData } from 'express-session';
-import { storeUnavailable } from '../errors.js';
+import { AppError, storeUnavailable } from '../errors.js';
 import type { SessionBackend } from './backend.js';
 
 type Callback = (err?: unknown) => void;
@@ -42,8 +42,11 @@ export class BackendStore extends Store {
     const ttlMs = this.ttlOf(session);
     const done = settle(callback);
     if (ttlMs <= 0) return void this.backend.end(sid).then(() => done(), done);
-    // false: the session ended while this request ran; its save is dropped, nothing comes back.
-    this.backend.setSession(sid, encode(session), ttlMs).then(() => done(), done);
+    // false: the session ended while this request ran. Its save is dropped, and the request is
+    // told, so that it answers "signed out" instead of handing the cookie back (saveSession).
+    this.backend
+      .setSession(sid, encode(session), ttlMs)
+      .then((stored) => done(stored ? undefined : sessionEnded()), done);
     this.touched.delete(sid);
   }
 
@@ -69,6 +72,10 @@ export class BackendStore extends Store {
 function encode(session: SessionData): string {
   const { cookie: _cookie, ...data } = session;
   return JSON.stringify(data);
+}
+
+function sessionEnded(): AppError {
+  return new AppError('session_expired', 'You have signed out.');
 }
 
 function settle(callback: Callback | undefined) {

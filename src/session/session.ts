@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import session, { type SessionData } from 'express-session';
 import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
 import { TRANSACTION_TTL_SECONDS, type TransactionMap } from '../auth/transactions.js';
 import type { SessionBackend } from './backend.js';
 import { BackendStore } from './session-store.js';
@@ -92,9 +93,19 @@ export function regenerateSession(req: Request): Promise<void> {
   );
 }
 
-/** `req.session.save` as a promise: call it before any redirect that depends on the session. */
+/**
+ * `req.session.save` as a promise: call it before any redirect that depends on the session.
+ * @throws {AppError} session_expired when the session ended while this request ran (signed out
+ *   elsewhere): nothing was saved, and the request goes on with no session, so no cookie is sent.
+ */
 export function saveSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) =>
-    req.session.save((err) => (err ? reject(err) : resolve())),
+    req.session.save((err) => {
+      if (!err) return resolve();
+      if (err instanceof AppError && err.kind === 'session_expired') {
+        (req as { session?: unknown }).session = undefined;
+      }
+      reject(err);
+    }),
   );
 }

@@ -4,7 +4,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.js';
 import { LogCapture } from './logs.js';
 
 /** One request as the embedded provider saw it, after oidc-provider parsed it. */
@@ -26,8 +26,13 @@ export interface Harness {
   logs: LogCapture;
   /** Every request the embedded provider received, in order. */
   providerRequests: ProviderRequest[];
-  /** Milliseconds the embedded provider's token endpoint waits before answering (to widen races). */
-  providerDelay: { tokenMs: number };
+  /**
+   * Milliseconds the embedded provider's token endpoint waits (to widen races): `tokenMs` before it
+   * handles a request, `tokenAnswerMs` after (the tokens are issued, the answer is held back).
+   */
+  providerDelay: { tokenMs: number; tokenAnswerMs: number };
+  /** How the embedded provider's revocation endpoint misbehaves: answers 500, or never answers. */
+  providerFault: { revocation: 'none' | 'error' | 'hang' };
   /** A browser-like cookie jar for the app. */
   app(): ReturnType<typeof supertest.agent>;
   /** A browser-like cookie jar for the provider's origin. */
@@ -40,7 +45,10 @@ export const TEST_SESSION_SECRET = 'test-session-secret-that-is-long-enough-0123
 /** Starts codeflow and its embedded provider on free 127.0.0.1 ports, logging into memory. */
 export async function startHarness(
   env: Record<string, string> = {},
-  options: { now?: () => number; devProviderHostname?: string } = {},
+  options: Pick<
+    RuntimeOptions,
+    'now' | 'devProviderHostname' | 'sessions' | 'revocationRetryDelaysMs'
+  > = {},
 ): Promise<Harness> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -56,12 +64,35 @@ export async function startHarness(
     ...env,
   });
   const providerRequests: ProviderRequest[] = [];
-  const providerDelay = { tokenMs: 0 };
+  const providerDelay = { tokenMs: 0, tokenAnswerMs: 0 };
+  const providerFault: Harness['providerFault'] = { revocation: 'none' };
+  const hanging = new Set<() => void>();
   const record = async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     if (ctx.path === '/token' && providerDelay.tokenMs > 0) {
       await new Promise((r) => setTimeout(r, providerDelay.tokenMs));
     }
+    if (ctx.path === '/token/revocation' && providerFault.revocation !== 'none') {
+      if (providerFault.revocation === 'hang') {
+        // Held until the harness closes: the client's own timeout must give up first.
+        await new Promise<void>((resolve) => hanging.add(resolve));
+      }
+      ctx.status = 500;
+      ctx.body = { error: 'server_error' };
+      providerRequests.push({
+        method: ctx.method,
+        path: ctx.path,
+        route: 'revocation',
+        params: {},
+        authorization: ctx.get('authorization') || undefined,
+        status: 500,
+        body: ctx.body,
+      });
+      return;
+    }
     await next();
+    if (ctx.path === '/token' && providerDelay.tokenAnswerMs > 0) {
+      await new Promise((r) => setTimeout(r, providerDelay.tokenAnswerMs));
+    }
     providerRequests.push({
       method: ctx.method,
       path: ctx.path,
@@ -73,10 +104,9 @@ export async function startHarness(
     });
   };
   const runtime = await createRuntime(config, createLogger('debug', logs.stream), {
+    ...options,
     devProviderListenHost: '127.0.0.1',
     devProviderMiddleware: [record as never],
-    now: options.now,
-    devProviderHostname: options.devProviderHostname,
   });
   server.on('request', runtime.app);
 
@@ -87,9 +117,11 @@ export async function startHarness(
     logs,
     providerRequests,
     providerDelay,
+    providerFault,
     app: () => supertest.agent(server),
     providerAgent: () => supertest.agent(runtime.devProvider!.issuer.origin),
     close: async () => {
+      for (const release of hanging) release();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await runtime.close();
