@@ -1,10 +1,13 @@
 /**
  * Child process: the baseline. Express 5 and express-session (MemoryStore) with codeflow's cookie
- * settings, and nothing else: no OAuth, no logging, no helmet, no sealing. codeflow's figures are
- * read as ratios against this app's, measured in the same run.
+ * settings, and nothing else: no OAuth, no logging, no helmet, no sealing. It does the same work
+ * as codeflow's pages with a fixed user and a fixed token: /me answers the user as JSON, /dashboard
+ * calls the same API and renders the same template. codeflow's figures are read as ratios against
+ * this app's, measured in the same run.
  *
  * Env: PORT, SESSION_SECRET, API_URL (the demo API), ACCESS_TOKEN (valid for the whole run), ISSUER.
  */
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import session from 'express-session';
 
@@ -36,10 +39,12 @@ const user: BareUser = {
   email: 'alice@example.com',
 };
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 const app = express();
 app.disable('x-powered-by');
+// codeflow's own templates, compiled once as codeflow compiles them.
+app.set('view engine', 'ejs');
+app.set('views', fileURLToPath(new URL('../views', import.meta.url)));
+app.set('view cache', true);
 app.use(
   session({
     name: 'bare.sid',
@@ -70,15 +75,21 @@ app.get('/dashboard', async (req, res) => {
     headers: { authorization: `Bearer ${accessToken}` },
     signal: AbortSignal.timeout(5000),
   });
-  const body = await api.text();
+  const body: unknown = await api.json().catch(() => null);
   // Not 200 when the API refused: the bench counts non-2xx answers and fails on any.
-  res
-    .status(api.ok ? 200 : 502)
-    .type('html')
-    .send(
-      `<!doctype html><title>Dashboard</title><h1>Hello, ${escapeHtml(signedIn.name)}</h1>` +
-        `<pre>${escapeHtml(body)}</pre>`,
-    );
+  res.status(api.ok ? 200 : 502).render('dashboard', {
+    user: signedIn,
+    tokens: {
+      expiresAt: undefined,
+      expiresInSeconds: undefined,
+      scopes: [],
+      hasRefreshToken: false,
+    },
+    refresh: { count: 0 },
+    api: { status: api.status, ok: api.ok, body },
+    apiUrl,
+    csrfToken: 'bare',
+  });
 });
 
 app.listen(Number(required('PORT')), '127.0.0.1');

@@ -82,7 +82,8 @@ export async function ownClient(
 
 /**
  * The same sign-in with no app in between: the authorization request (PKCE S256, state, nonce,
- * prompt=consent), the provider's pages, the code exchange with its ID token checks.
+ * prompt=consent), the provider's pages, the code exchange with its ID token checks, and userinfo
+ * when the ID token does not name the person.
  */
 export async function signInAtProvider(own: OwnClient): Promise<client.TokenEndpointResponse> {
   const codeVerifier = client.randomPKCECodeVerifier();
@@ -98,10 +99,17 @@ export async function signInAtProvider(own: OwnClient): Promise<client.TokenEndp
     prompt: 'consent',
   });
   const back = await authorizeAtProvider(new CookieJar(), authorizationUrl);
-  return client.authorizationCodeGrant(own.config, back, {
+  const tokens = await client.authorizationCodeGrant(own.config, back, {
     pkceCodeVerifier: codeVerifier,
     expectedState: state,
     expectedNonce: nonce,
     idTokenExpected: true,
   });
+  // As any client that shows the person's name must (and codeflow does): when the ID token carries
+  // neither name nor email (oidc-provider puts scope claims in userinfo), ask userinfo.
+  const claims = tokens.claims();
+  if (claims && claims.name === undefined && claims.email === undefined) {
+    await client.fetchUserInfo(own.config, tokens.access_token, claims.sub);
+  }
+  return tokens;
 }

@@ -11,6 +11,7 @@ import { errorHandler, notFound } from './errors.js';
 import { requestLogger, type Logger } from './log.js';
 import { warnOnUntrustedForwarding } from './proxy-warning.js';
 import { signInRateLimit } from './rate-limit.js';
+import { precomputedHeaders } from './security-headers.js';
 import { createReadyz, healthz } from './routes/health.js';
 import { createPages } from './routes/pages.js';
 import { endExpiredSessions, requireUser } from './routes/require-user.js';
@@ -95,15 +96,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('view cache', true);
   app.set('views', root('views'));
 
-  app.use(requestLogger(logger, randomUUID));
+  app.use(requestLogger(app, logger, randomUUID));
   if (!config.trustProxy) app.use(warnOnUntrustedForwarding(logger));
   app.use(
-    helmet({
-      contentSecurityPolicy: { directives: cspDirectives(config, provider) },
-      xFrameOptions: { action: 'deny' },
-      // HSTS means something only over https; on a plain-http development URL it is just noise.
-      strictTransportSecurity: config.appBaseUrl.protocol === 'https:',
-    }),
+    precomputedHeaders(
+      helmet({
+        contentSecurityPolicy: { directives: cspDirectives(config, provider) },
+        xFrameOptions: { action: 'deny' },
+        // HSTS means something only over https; on a plain-http development URL it is just noise.
+        strictTransportSecurity: config.appBaseUrl.protocol === 'https:',
+      }),
+    ),
   );
   // Static files under their own prefix: no other request looks at the disk.
   app.use('/static', express.static(root('public'), { index: false, maxAge: '1h' }));

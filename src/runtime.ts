@@ -2,11 +2,7 @@ import type express from 'express';
 import { createApp } from './app.js';
 import { createProvider, type Provider } from './auth/provider.js';
 import type { Config } from './config.js';
-import {
-  startDevProvider,
-  type DevProvider,
-  type DevProviderOptions,
-} from './dev-provider/dev-provider.js';
+import type { DevProvider, DevProviderOptions } from './dev-provider/dev-provider.js';
 import type { Logger } from './log.js';
 import { ONE_PROCESS_WARNING } from './routes/health.js';
 import type { SessionBackend } from './session/backend.js';
@@ -51,6 +47,8 @@ export async function createRuntime(
   let config = baseConfig;
   let devProvider: DevProvider | undefined;
   if (!config.oidc.issuer && config.devProvider) {
+    // Imported only when it runs: with a real issuer, oidc-provider and Koa are never loaded.
+    const { startDevProvider } = await import('./dev-provider/dev-provider.js');
     devProvider = await startDevProvider({
       port: config.devProvider.port,
       hostname: options.devProviderHostname ?? config.appBaseUrl.hostname,

@@ -37,7 +37,8 @@ export interface RefreshLock {
 export const STORE_TIMEOUT_MS = 2000;
 
 /**
- * How long a tombstone outlives its session: longer than any request can still be running when
- * the sign-out happens (the server ends requests after 30 s; every outbound call times out sooner).
+ * How long a tombstone outlives its session: far longer than any request can still be running when
+ * the sign-out happens (the refresh lock is waited for at most 8 s, each outbound call times out
+ * after HTTP_TIMEOUT_MS, API retries stop within API_RETRY_BUDGET_MS).
  */
 export const TOMBSTONE_TTL_MS = 10 * 60_000;
