@@ -19,7 +19,9 @@ const SWEEP_INTERVAL_MS = 60_000;
 export function memoryBackend(maxSessions = DEFAULT_MAX_SESSIONS): MemoryBackend {
   const sessions = new ExpiringMap<string>(maxSessions);
   const tokens = new ExpiringMap<SealedRecord>(maxSessions);
-  const ended = new ExpiringMap<true>(maxSessions);
+  // Tombstones are small and must not be pushed out by a burst of sign-outs within their 10
+  // minutes (an evicted one would let a late save through): ten times the room.
+  const ended = new ExpiringMap<true>(maxSessions * 10);
   const sweeper = setInterval(() => {
     for (const map of [sessions, tokens, ended]) map.sweep();
   }, SWEEP_INTERVAL_MS);

@@ -55,7 +55,11 @@ export class BackendStore extends Store {
     if (Date.now() - last < TOUCH_INTERVAL_MS) return void callback?.();
     if (this.touched.size >= MAX_TRACKED_TOUCHES) this.touched.clear();
     this.touched.set(sid, Date.now());
-    this.backend.touchSession(sid, this.ttlOf(session)).then(() => callback?.(), settle(callback));
+    // In the background: express-session holds the response's end until touch calls back, and a
+    // store that hangs must not hold a page (or a 503) with it. A lost touch only shortens the
+    // idle expiry; the next request past the interval moves it again.
+    this.backend.touchSession(sid, this.ttlOf(session)).catch(() => this.touched.delete(sid));
+    callback?.();
   }
 
   override destroy(sid: string, callback?: Callback): void {
