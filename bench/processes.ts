@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -143,4 +143,18 @@ export function cpuMillis(pid: number): number {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/**
+ * Pins a process (all its threads) to one CPU with taskset, where there are at least two and
+ * taskset is installed: the server under test on one core and the load (autocannon, the provider)
+ * on the other, so the scheduler's placement does not move the figures between runs.
+ * @returns whether it pinned.
+ */
+export function pinToCpu(pid: number, cpu: number): boolean {
+  if (availableParallelism() < 2) return false;
+  const done = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(pid)], {
+    stdio: 'ignore',
+  });
+  return done.status === 0;
 }

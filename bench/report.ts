@@ -64,7 +64,8 @@ export function printReport(r: Results, file: string): void {
   const { settings: s, signIn, storm, multiInstance: redis, memoryStore: memory, machine: m } = r;
   console.log(`\ncodeflow against a bare Express + express-session app, measured in the same run`);
   console.log(
-    `${s.rounds} interleaved rounds × ${s.secondsPerRound} s, ${s.connections} connections; CPU is user+system from /proc\n`,
+    `${s.rounds} interleaved rounds × ${s.secondsPerRound} s, ${s.connections} connections; CPU is user+system from /proc; ` +
+      `${s.pinned ? 'servers pinned to one CPU, load to the other' : 'not pinned'}\n`,
   );
   console.log(
     table([

@@ -21,6 +21,8 @@ export interface Measurements {
     secondsPerRound: number;
     warmupSeconds: number;
     signIns: number;
+    /** Whether the servers under test ran on their own CPU (taskset). */
+    pinned: boolean;
   };
   /** By name: "bare /me", "codeflow /me", "bare /dashboard", "codeflow /dashboard". */
   throughput: Record<string, Summary>;

@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { evaluateGoals } from './goals.js';
 import { measureMemoryStore } from './memory-store.js';
 import { measureMultiInstance } from './multi-instance.js';
-import { cleanUpNow, freePort, stopAll } from './processes.js';
+import { cleanUpNow, freePort, pinToCpu, stopAll } from './processes.js';
 import { printReport, writeResults } from './report.js';
 import type { Measurements } from './results.js';
 import {
@@ -63,6 +63,14 @@ async function measure(): Promise<Measurements> {
     startCodeflow({ provider: stormProvider, publicUrl: stormUrl, env: STORM_ENV }),
   ]);
   const cookies = { codeflow: await signInThroughApp(codeflow.url), bare: await bareCookie(bare) };
+  // The servers under test on CPU 1, the load and the provider on CPU 0 (one server is loaded at a time).
+  const pinned = [codeflow.child.pid, bare.child.pid].every((pid) => pinToCpu(pid, 1));
+  for (const pid of [process.pid, provider.child.pid]) pinToCpu(pid, 0);
+  progress(
+    pinned
+      ? 'servers pinned to CPU 1, load to CPU 0'
+      : 'not pinned (taskset or a second CPU missing)',
+  );
   const target = (name: 'codeflow' | 'bare', app: RunningApp, path: string): Target => ({
     name: `${name} ${path}`,
     url: `${app.url}${path}`,
@@ -101,7 +109,7 @@ async function measure(): Promise<Measurements> {
       node: process.version,
       platform: `${process.platform} ${process.arch}`,
     },
-    settings: { ...SETTINGS, signIns: SIGN_INS },
+    settings: { ...SETTINGS, signIns: SIGN_INS, pinned },
     throughput: Object.fromEntries(summaries.map((s) => [s.name, s])),
     signIn,
     storm,
