@@ -93,5 +93,7 @@ describe('refresh against a rotating provider', () => {
     const made = refreshGrants().length - atSignIn;
     expect(made).toBeGreaterThanOrEqual(1);
     expect(after.text).toContain(`<dd id="refresh-count">${made} <span class="muted">(last at`);
+    // Observed, not promised: this provider rotates, and the page says so.
+    expect(after.text).toContain('the provider sent a new refresh token');
   });
 });
