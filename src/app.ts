@@ -19,6 +19,7 @@ import type { SessionBackend } from './session/backend.js';
 import { createEndSession } from './session/end-session.js';
 import { memoryBackend } from './session/memory-backend.js';
 import { createSessionMiddleware } from './session/session.js';
+import { createRefreshedWrites } from './tokens/refreshed-writes.js';
 import { createRevoker, type Revoker } from './tokens/revocation.js';
 import { createSealer } from './tokens/seal.js';
 import { createTokenStore } from './tokens/token-store.js';
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): express.Express {
     inFlight: new Map(),
     endSession,
     revoker,
+    refreshedWrites: createRefreshedWrites(tokens, revoker),
     apiUrl: config.apiUrl,
     api: {
       authScheme: config.api.authScheme,

@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import { AppError, storeUnavailable } from '../errors.js';
 import type { RefreshLock } from '../session/backend.js';
 import type { EndSession } from '../session/end-session.js';
+import type { RefreshedWrites } from '../tokens/refreshed-writes.js';
 import type { Revoker } from '../tokens/revocation.js';
 import type { TokenRecord, TokenStore } from '../tokens/token-store.js';
 import { providerUnavailable } from './oauth-errors.js';
@@ -23,6 +24,8 @@ export interface AccessTokenDeps {
   inFlight: RefreshesInFlight;
   endSession: EndSession;
   revoker: Revoker;
+  /** Stores refreshed tokens, and keeps trying for a few seconds when the store fails. */
+  refreshedWrites: RefreshedWrites;
 }
 
 export interface RefreshOptions {
@@ -45,6 +48,8 @@ export type RefreshesInFlight = Map<string, Promise<TokenRecord>>;
  *   store_unavailable (it is kept: try again).
  */
 export async function getFreshTokens(req: Request, deps: AccessTokenDeps): Promise<TokenRecord> {
+  // A refresh of this session whose tokens the store refused a moment ago may be landing now.
+  await deps.refreshedWrites.settled(req.sessionID);
   const record = await deps.tokens.read(req.sessionID);
   if (!record) return endAndSignInAgain(req, deps, 'tokens-missing', 'Please sign in again.');
   if (!needsRefresh(record.tokens, deps.now(), deps.refreshSkewSeconds)) return record;
@@ -95,6 +100,7 @@ async function runRefresh(
   const sid = req.sessionID;
   // Read again under the lock: another request or instance may have refreshed a moment ago, or
   // signed out. A store that fails here is a 503, not a sign-out.
+  await deps.refreshedWrites.settled(sid);
   const current = await deps.tokens.read(sid);
   if (!current) throw new SessionOver('tokens-missing', 'Please sign in again.');
   const siblingRefreshed =
@@ -148,7 +154,7 @@ async function runRefresh(
     },
   };
   const ttlMs = ((req.session?.authenticatedAt ?? now) + deps.maxAgeSeconds - now) * 1000;
-  const outcome = await deps.tokens.write(sid, next, ttlMs);
+  const outcome = await deps.refreshedWrites.write(sid, next, ttlMs, req.log);
   if (outcome === 'ended') {
     // Signed out while the provider was answering: what it sent must not outlive the session.
     deps.revoker.revokeLater(tokens, req.log);
@@ -181,7 +187,11 @@ async function underLock<T>(sid: string, deps: AccessTokenDeps, refresh: () => P
   try {
     return await refresh();
   } finally {
-    release();
+    // Held while refreshed tokens the store refused are tried again, so that no other instance
+    // spends the old refresh token meanwhile (the lock expires by itself after 10 s).
+    const pending = deps.refreshedWrites.pending(sid);
+    if (pending) void pending.finally(release);
+    else release();
   }
 }
 

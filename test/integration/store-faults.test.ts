@@ -196,8 +196,8 @@ describe('HEAD /login', () => {
 
 describe('a store error while re-reading the tokens under the refresh lock', () => {
   let h: Harness;
-  /** The next `pass` token reads succeed, the `fail` after them reject. */
-  const fault = { pass: 0, fail: 0 };
+  /** The next `pass` token reads succeed, the `fail` after them reject; the next `failWrites` writes reject. */
+  const fault = { pass: 0, fail: 0, failWrites: 0 };
   beforeAll(async () => {
     const inner = memoryBackend();
     const sessions: MemoryBackend = {
@@ -211,7 +211,13 @@ describe('a store error while re-reading the tokens under the refresh lock', () 
           }
           return inner.tokens.read(sid);
         },
-        write: (...args) => inner.tokens.write(...args),
+        async write(...args) {
+          if (fault.failWrites > 0) {
+            fault.failWrites -= 1;
+            throw new Error('store down');
+          }
+          return inner.tokens.write(...args);
+        },
       },
     };
     h = await startHarness({ DEV_ACCESS_TOKEN_TTL: '2', REFRESH_SKEW_SECONDS: '0' }, { sessions });
@@ -230,7 +236,7 @@ describe('a store error while re-reading the tokens under the refresh lock', () 
     fault.pass = 1;
     fault.fail = 1;
     const res = await app.get('/dashboard').expect(503);
-    expect(fault).toEqual({ pass: 0, fail: 0 });
+    expect(fault).toEqual({ pass: 0, fail: 0, failWrites: 0 });
     expect(res.headers['retry-after']).toBe('5');
     expect(res.text).toContain('Sessions are unavailable for a moment');
     expect(refreshGrants(h).length).toBe(before);
@@ -239,6 +245,32 @@ describe('a store error while re-reading the tokens under the refresh lock', () 
     expect(again.text).toContain('<dd id="refresh-count">1 <span class="muted">(last at');
     expect(refreshGrants(h).length).toBe(before + 1);
     await app.get('/me').set('Accept', 'application/json').expect(200);
+  });
+
+  it('keeps the tokens of a refresh whose write the store refused, once the store is back', async () => {
+    const app = await signedIn(h);
+    await app.get('/dashboard').expect(200);
+    await sleep(2200); // the access token expires
+    const before = refreshGrants(h).length;
+    const tokenErrors = () =>
+      h.providerRequests.filter((r) => r.route === 'token' && r.status !== 200).length;
+    const errorsBefore = tokenErrors();
+
+    // The provider rotates the refresh token; the store refuses the new record, and the first
+    // retry in the background too.
+    fault.failWrites = 2;
+    const res = await app.get('/dashboard').expect(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(refreshGrants(h).length).toBe(before + 1);
+    await sleep(800);
+    expect(fault.failWrites).toBe(0);
+
+    // The record landed: the next page uses the new tokens, with no second refresh, and the old
+    // (spent) refresh token was never offered again, so the provider revoked nothing.
+    await app.get('/dashboard').expect(200);
+    expect(refreshGrants(h).length).toBe(before + 1);
+    expect(tokenErrors()).toBe(errorsBefore);
+    expect(h.logs.text()).toContain('refreshed tokens stored after a store failure');
   });
 });
 
