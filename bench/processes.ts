@@ -146,15 +146,17 @@ export function cpuMillis(pid: number): number {
 }
 
 /**
- * Pins a process (all its threads) to one CPU with taskset, where there are at least two and
- * taskset is installed: the server under test on one core and the load (autocannon, the provider)
- * on the other, so the scheduler's placement does not move the figures between runs.
+ * Pins a process (all its threads) to `cpus` (e.g. "1", or "0-1" to free it again) with taskset,
+ * where there are at least two CPUs and taskset is installed: during the throughput rounds, the
+ * server under test on one core and the load (autocannon, the provider) on the other, so the
+ * scheduler's placement does not move the figures between runs.
  * @returns whether it pinned.
  */
-export function pinToCpu(pid: number, cpu: number): boolean {
+export function pinToCpus(pid: number, cpus: string): boolean {
   if (availableParallelism() < 2) return false;
-  const done = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(pid)], {
-    stdio: 'ignore',
-  });
+  const done = spawnSync('taskset', ['-a', '-c', '-p', cpus, String(pid)], { stdio: 'ignore' });
   return done.status === 0;
 }
+
+/** Every CPU, as taskset lists them: what a process gets back after the pinned rounds. */
+export const ALL_CPUS = `0-${availableParallelism() - 1}`;

@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { evaluateGoals } from './goals.js';
 import { measureMemoryStore } from './memory-store.js';
 import { measureMultiInstance } from './multi-instance.js';
-import { cleanUpNow, freePort, pinToCpu, stopAll } from './processes.js';
+import { ALL_CPUS, cleanUpNow, freePort, pinToCpus, stopAll } from './processes.js';
 import { printReport, writeResults } from './report.js';
 import type { Measurements } from './results.js';
 import {
@@ -63,9 +63,12 @@ async function measure(): Promise<Measurements> {
     startCodeflow({ provider: stormProvider, publicUrl: stormUrl, env: STORM_ENV }),
   ]);
   const cookies = { codeflow: await signInThroughApp(codeflow.url), bare: await bareCookie(bare) };
-  // The servers under test on CPU 1, the load and the provider on CPU 0 (one server is loaded at a time).
-  const pinned = [codeflow.child.pid, bare.child.pid].every((pid) => pinToCpu(pid, 1));
-  for (const pid of [process.pid, provider.child.pid]) pinToCpu(pid, 0);
+  // For the throughput rounds only: the servers under test on CPU 1, the load and the provider on
+  // CPU 0 (one server is loaded at a time). Everything gets every CPU back afterwards, so the
+  // sign-in timing below does not favour one path.
+  const pinnedPids = [codeflow.child.pid, bare.child.pid, process.pid, provider.child.pid];
+  const pinned = [codeflow.child.pid, bare.child.pid].every((pid) => pinToCpus(pid, '1'));
+  for (const pid of [process.pid, provider.child.pid]) pinToCpus(pid, '0');
   progress(
     pinned
       ? 'servers pinned to CPU 1, load to CPU 0'
@@ -91,6 +94,7 @@ async function measure(): Promise<Measurements> {
     SETTINGS,
     progress,
   );
+  for (const pid of pinnedPids) pinToCpus(pid, ALL_CPUS);
   progress(`sign-in time: ${SIGN_INS} through codeflow, ${SIGN_INS} at the provider alone`);
   const signIn = await measureSignIns(codeflow.url, own, SIGN_INS);
   progress('refresh storm, one process');
