@@ -128,3 +128,29 @@ export async function startHarness(
     },
   };
 }
+
+/**
+ * A second instance behind the same public URL as `a`, sharing its Redis: it talks to A's embedded
+ * provider as an ordinary external issuer (what one instance starts, the other can finish).
+ */
+export function startSecondInstance(
+  a: Harness,
+  env: Record<string, string> = {},
+): Promise<Harness> {
+  return startHarness({
+    REDIS_URL: a.runtime.config.redisUrl!,
+    APP_BASE_URL: a.baseUrl,
+    OIDC_ISSUER: a.runtime.devProvider!.issuer.origin,
+    OIDC_CLIENT_ID: a.runtime.config.oidc.clientId,
+    OIDC_CLIENT_SECRET: a.runtime.config.oidc.clientSecret,
+    API_URL: a.runtime.devProvider!.apiUrl.href,
+    ...env,
+  });
+}
+
+/** The session id inside a Cookie header `codeflow.sid=s%3A<id>.<signature>`. */
+export function sessionIdOf(cookie: string): string {
+  const value = decodeURIComponent(/codeflow\.sid=([^;]+)/.exec(cookie)?.[1] ?? '');
+  if (!value.startsWith('s:')) throw new Error(`no signed session cookie in "${cookie}"`);
+  return value.slice(2, value.lastIndexOf('.'));
+}

@@ -1,7 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import {
+  sessionIdOf,
+  startHarness,
+  startSecondInstance,
+  type Harness,
+} from '../helpers/harness.js';
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
 import { signIn } from '../helpers/sign-in.js';
 
@@ -23,11 +28,6 @@ interface Deployment {
 }
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
-/** The session id inside a cookie header `codeflow.sid=s%3A<id>.<signature>`. */
-const sessionIdOf = (cookie: string) => {
-  const value = decodeURIComponent(/codeflow\.sid=([^;]+)/.exec(cookie)![1]!);
-  return value.slice(2, value.lastIndexOf('.'));
-};
 /** A Set-Cookie that gives the browser a session (not the one that clears it). */
 const setsSession = (res: supertest.Response) =>
   ([] as string[])
@@ -194,15 +194,7 @@ describe.runIf(redisAvailable())('signing out while a request is in flight: Redi
   beforeAll(async () => {
     redis = await startRedis();
     a = await startHarness({ REDIS_URL: redis.url });
-    // B is a second instance behind the same URL, talking to A's embedded provider.
-    b = await startHarness({
-      REDIS_URL: redis.url,
-      APP_BASE_URL: a.baseUrl,
-      OIDC_ISSUER: a.runtime.devProvider!.issuer.origin,
-      OIDC_CLIENT_ID: a.runtime.config.oidc.clientId,
-      OIDC_CLIENT_SECRET: a.runtime.config.oidc.clientSecret,
-      API_URL: a.runtime.devProvider!.apiUrl.href,
-    });
+    b = await startSecondInstance(a);
   });
   afterAll(async () => {
     await b?.close();

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import { startHarness, startSecondInstance, type Harness } from '../helpers/harness.js';
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
 import { authorizeAtProvider, startLogin } from '../helpers/sign-in.js';
 
@@ -21,15 +21,7 @@ describe.runIf(redisAvailable())('several instances on one Redis', () => {
       REFRESH_SKEW_SECONDS: '0',
     });
     // Instance B talks to A's embedded provider as an ordinary external issuer.
-    b = await startHarness({
-      REDIS_URL: redis.url,
-      APP_BASE_URL: a.baseUrl,
-      OIDC_ISSUER: a.runtime.devProvider!.issuer.origin,
-      OIDC_CLIENT_ID: a.runtime.config.oidc.clientId,
-      OIDC_CLIENT_SECRET: a.runtime.config.oidc.clientSecret,
-      API_URL: a.runtime.devProvider!.apiUrl.href,
-      REFRESH_SKEW_SECONDS: '0',
-    });
+    b = await startSecondInstance(a, { REFRESH_SKEW_SECONDS: '0' });
   });
   afterAll(async () => {
     await b?.close();

@@ -7,7 +7,12 @@ import { redisBackend } from '../../src/session/redis-backend.js';
 import type { StoredTokens } from '../../src/auth/tokens.js';
 import { createSealer } from '../../src/tokens/seal.js';
 import { createTokenStore, type TokenRecord } from '../../src/tokens/token-store.js';
-import { startHarness, TEST_SESSION_SECRET, type Harness } from '../helpers/harness.js';
+import {
+  sessionIdOf,
+  startHarness,
+  TEST_SESSION_SECRET,
+  type Harness,
+} from '../helpers/harness.js';
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
 import { signIn } from '../helpers/sign-in.js';
 
@@ -18,14 +23,9 @@ const csrfTokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?
 const refreshGrants = (h: Harness) =>
   h.providerRequests.filter((r) => r.route === 'token' && r.params.grant_type === 'refresh_token');
 
-/** The session id inside this browser's `codeflow.sid=s%3A<id>.<signature>` cookie. */
-async function sessionIdOf(app: Agent): Promise<string> {
-  const cookies = (await app.get('/healthz').expect(200)).request.cookies;
-  const value = /codeflow\.sid=([^;]+)/.exec(cookies)?.[1];
-  if (!value) throw new Error(`no session cookie in "${cookies}"`);
-  const signed = decodeURIComponent(value);
-  expect(signed.startsWith('s:')).toBe(true);
-  return signed.slice(2, signed.lastIndexOf('.'));
+/** The session id of this browser's cookie. */
+async function sessionIdOfAgent(app: Agent): Promise<string> {
+  return sessionIdOf((await app.get('/healthz').expect(200)).request.cookies);
 }
 
 async function signedIn(h: Harness): Promise<Agent> {
@@ -149,7 +149,7 @@ describe('the absolute session lifetime', () => {
   it('ends the session on the home page too, deletes it and its tokens, and revokes them', async () => {
     clock = Math.floor(Date.now() / 1000);
     const app = await signedIn(h);
-    const sid = await sessionIdOf(app);
+    const sid = await sessionIdOfAgent(app);
     const home = await app.get('/').expect(200);
     expect(home.text).toContain('Signed in as');
     expect(await h.runtime.sessions.getSession(sid)).toBeDefined();
