@@ -13,6 +13,7 @@ import {
   TEST_SESSION_SECRET,
   type Harness,
 } from '../helpers/harness.js';
+import { startMockHarness, type MockHarness } from '../helpers/mock-harness.js';
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
 import { signIn } from '../helpers/sign-in.js';
 
@@ -412,5 +413,30 @@ describe.runIf(redisAvailable())('Redis faults', () => {
       expect(stored?.tokens.accessToken).toBe(winner);
       expect(wins.a + wins.b).toBe(rounds);
     });
+  });
+});
+
+describe('production on the in-process store', () => {
+  let prod: MockHarness;
+  let dev: MockHarness;
+  beforeAll(async () => {
+    [prod, dev] = await Promise.all([
+      startMockHarness({ NODE_ENV: 'production' }),
+      startMockHarness(),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([prod?.close(), dev?.close()]);
+  });
+
+  it('says at start and in /readyz that sessions live in one process only', async () => {
+    const ready = await prod.app().get('/readyz').expect(200);
+    expect(ready.body).toMatchObject({ sessionBackend: 'memory' });
+    expect(ready.body.warning).toMatch(/this process only.*REDIS_URL/);
+    expect(prod.logs.text()).toContain('sessions live in this process only');
+    // Development on the same store: nothing to warn about.
+    const devReady = await dev.app().get('/readyz').expect(200);
+    expect(devReady.body.warning).toBeUndefined();
+    expect(dev.logs.text()).not.toContain('sessions live in this process only');
   });
 });

@@ -3,6 +3,7 @@ import {
   addTransaction,
   DEFAULT_RETURN_TO,
   MAX_PENDING_TRANSACTIONS,
+  MAX_RETURN_TO_LENGTH,
   newTransaction,
   safeReturnTo,
   takeTransaction,
@@ -16,6 +17,7 @@ describe('safeReturnTo', () => {
     ['/me', '/me'],
     ['/dashboard?tab=tokens#api', '/dashboard?tab=tokens#api'],
     ['/a/../dashboard', '/dashboard'],
+    [`/${'a'.repeat(MAX_RETURN_TO_LENGTH - 1)}`, `/${'a'.repeat(MAX_RETURN_TO_LENGTH - 1)}`],
   ])('keeps the same-origin path %j', (input, expected) => {
     expect(safeReturnTo(input)).toBe(expected);
   });
@@ -48,6 +50,7 @@ describe('safeReturnTo', () => {
     '',
     '%',
     `/${'a'.repeat(3000)}`,
+    `/${'a'.repeat(MAX_RETURN_TO_LENGTH)}`,
   ])('falls back to /dashboard for %j', (input) => {
     expect(safeReturnTo(input)).toBe(DEFAULT_RETURN_TO);
   });
