@@ -14,11 +14,9 @@ import { CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, type RunningProvider } from '
 import { signInThroughApp } from './sign-in.js';
 
 export interface MemoryStoreResult {
-  /** Set when there is nothing to measure, with the reason. */
-  unavailable?: string;
-  anonymousLoginBytes?: number;
-  signedInBytes?: number;
-  tokenLengths?: TokenLengths;
+  anonymousLoginBytes: number;
+  signedInBytes: number;
+  tokenLengths: TokenLengths;
 }
 
 export async function measureMemoryStore(

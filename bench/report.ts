@@ -98,9 +98,7 @@ export function printReport(r: Results, file: string): void {
     console.log(`Redis, anonymous /login: ${keys(redis.anonymousLogin)}`);
   }
   console.log(
-    memory.unavailable
-      ? `in-process store: n/a (${memory.unavailable})`
-      : `in-process store: signed-in session ${memory.signedInBytes} B, anonymous /login ${memory.anonymousLoginBytes} B`,
+    `in-process store: signed-in session ${memory.signedInBytes} B, anonymous /login ${memory.anonymousLoginBytes} B`,
   );
   console.log('\nGoals');
   console.log(table(r.goals.map((g) => [`  ${g.status}`, g.goal, g.measured])));

@@ -8,7 +8,7 @@ import {
 } from '../helpers/mock-harness.js';
 
 /**
- * The relying-party checks of ../shared/reference/security-checklist.md, each played by the
+ * The relying-party checks of the project's security checklist, each played by the
  * misbehaving provider or an attacker. Every case asserts the status class, the page's message,
  * what reached the provider, that nobody is signed in, and that the process still answers; the
  * last test searches the logs for every secret issued on the way.
