@@ -94,3 +94,6 @@ app.get('/dashboard', async (req, res) => {
 });
 
 app.listen(Number(required('PORT')), '127.0.0.1');
+
+// Exit on SIGTERM like codeflow does, so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));
