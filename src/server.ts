@@ -66,7 +66,8 @@ async function main(): Promise<void> {
     server.close(() => {
       void runtime.close().then(() => {
         logger.info('shut down');
-        process.exit(0);
+        // The log is written in the background: let it finish, so the last lines arrive in order.
+        logger.flush(() => process.exit(0));
       });
     });
   };
