@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import { ConfigError, loadConfig } from './config.js';
 import { pino } from 'pino';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { createRuntime } from './runtime.js';
 
 /** Seconds a shutdown may take before in-flight requests are cut. */
@@ -30,7 +30,12 @@ async function main(): Promise<void> {
   }
 
   let shuttingDown = false;
-  const runtime = await createRuntime(config, logger, { isShuttingDown: () => shuttingDown });
+  let runtime;
+  try {
+    runtime = await createRuntime(config, logger, { isShuttingDown: () => shuttingDown });
+  } catch (err) {
+    return cannotStart(logger, err); // e.g. the embedded provider's port is taken
+  }
   const server = createServer();
   // Keep-alive clients (browsers, load balancers) hold idle sockets open, and server.close() waits
   // for every socket: so from shutdown on, each response says Connection: close and its socket
@@ -46,6 +51,7 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.once('error', (err) => cannotStart(logger, err));
   server.listen(config.port, () => {
     logger.info(
       { url: runtime.config.appBaseUrl.href, issuer: runtime.config.oidc.issuer?.href },
@@ -74,6 +80,21 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+}
+
+/** One line saying why the process cannot start (never a stack trace), then exit code 1. */
+function cannotStart(logger: Logger, err: unknown): void {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const anywhere = e.address === undefined || e.address === '::' || e.address === '0.0.0.0';
+  const where = `port ${e.port ?? '?'}${anywhere ? '' : ` on ${e.address}`}`;
+  const reason =
+    e.code === 'EADDRINUSE'
+      ? `${where} is already in use: stop what listens there, or set another PORT (DEV_PROVIDER_PORT for the embedded provider)`
+      : e.code === 'EACCES'
+        ? `${where} may not be opened by this user: choose a port above 1023`
+        : String(e.message);
+  logger.fatal({ errorCode: e.code }, `codeflow cannot start: ${reason}`);
+  logger.flush(() => process.exit(1));
 }
 
 void main();

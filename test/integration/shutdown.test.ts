@@ -290,3 +290,44 @@ describe('graceful shutdown of the real process', () => {
     expect(logLines(app).map((l) => l.msg)).toContain('shut down');
   }, 45_000);
 });
+
+describe('a start that cannot happen', () => {
+  it('exits 1 with one log line naming the taken port, and no stack trace', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          PORT: String(port),
+          OIDC_ISSUER: 'http://127.0.0.1:9',
+          OIDC_CLIENT_ID: 'codeflow',
+          OIDC_CLIENT_SECRET: 'not-used-here',
+          SESSION_SECRET,
+        },
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+      const [code] = (await within(once(child, 'exit'), START_TIMEOUT_MS, 'exit')) as [number];
+
+      expect(code).toBe(1);
+      const fatal = out
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { level: number; msg: string })
+        .filter((line) => line.level >= 50);
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]!.msg).toBe(
+        `codeflow cannot start: port ${port} is already in use: stop what listens there, or set another PORT (DEV_PROVIDER_PORT for the embedded provider)`,
+      );
+      expect(out + err).not.toMatch(/^\s+at /m);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
