@@ -112,6 +112,8 @@ export function createApp(deps: AppDeps): express.Express {
   );
   // Static files under their own prefix: no other request looks at the disk.
   app.use('/static', express.static(root('public'), { index: false, maxAge: '1h' }));
+  // Browsers and bots ask for /favicon.ico whatever the page says: point them at ours.
+  app.get('/favicon.ico', (_req, res) => res.redirect(301, '/static/favicon.svg'));
   app.get('/healthz', healthz);
   app.get('/readyz', readyz);
 

@@ -52,6 +52,21 @@ describe('headers on every page', () => {
     );
   });
 
+  it('serves a favicon, and sends /favicon.ico there instead of logging a 404 for every first visit', async () => {
+    const ico = await h.app().get('/favicon.ico').expect(301);
+    expect(ico.headers.location).toBe('/static/favicon.svg');
+    expect(ico.headers['set-cookie']).toBeUndefined();
+    const svg = await h.app().get('/static/favicon.svg').expect(200);
+    expect(svg.headers['content-type']).toMatch(/^image\/svg\+xml/);
+    const home = await h.app().get('/').expect(200);
+    expect(home.text).toContain('<link rel="icon" href="/static/favicon.svg"');
+    const warned = h.logs
+      .parsed()
+      .filter((l) => (l.req as { path?: string } | undefined)?.path === '/favicon.ico');
+    expect(warned.length).toBeGreaterThan(0);
+    expect(warned.every((l) => (l.level as number) < 40)).toBe(true);
+  });
+
   it('answers 404 with a page, and 413 for an oversized form, never 500', async () => {
     const notFound = await h.app().get('/nope').expect(404);
     expect(notFound.text).toContain('Page not found');
