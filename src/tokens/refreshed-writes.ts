@@ -35,7 +35,7 @@ export function createRefreshedWrites(tokens: TokenStore, revoker: Revoker): Ref
       if (outcome === undefined) continue;
       // Signed out meanwhile: what the provider sent must not outlive the session.
       if (outcome === 'ended') revoker.revokeLater(record.tokens, log);
-      log.info({ outcome }, 'refreshed tokens stored after a store failure');
+      log.info({ outcome }, 'the store took the refreshed tokens after a failure');
       return;
     }
     log.error('refreshed tokens could not be stored: the next refresh may end this session');

@@ -271,7 +271,9 @@ describe('a store error while re-reading the tokens under the refresh lock', () 
     await app.get('/dashboard').expect(200);
     expect(refreshGrants(h).length).toBe(before + 1);
     expect(tokenErrors()).toBe(errorsBefore);
-    expect(h.logs.text()).toContain('refreshed tokens stored after a store failure');
+    expect(h.logs.text()).toContain(
+      '"outcome":"written","msg":"the store took the refreshed tokens after a failure"',
+    );
   });
 });
 
