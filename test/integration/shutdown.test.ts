@@ -87,6 +87,20 @@ async function waitForStdout(app: RunningApp, text: string, ms: number): Promise
   await within(seen, ms, `"${text}" on stdout`);
 }
 
+/** `src/server.ts` as a real process, with only `env` (and PATH) in its environment. */
+function spawnServer(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, SESSION_SECRET, ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  return { child, stdout: () => out, stderr: () => err };
+}
+
 async function startApp(): Promise<RunningApp> {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -94,25 +108,15 @@ async function startApp(): Promise<RunningApp> {
     redirectUri: `${baseUrl}/callback`,
     postLogoutRedirectUri: `${baseUrl}/`,
   });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      APP_BASE_URL: baseUrl,
-      OIDC_ISSUER: mock.issuer,
-      OIDC_CLIENT_ID: mock.clientId,
-      OIDC_CLIENT_SECRET: mock.clientSecret,
-      API_URL: mock.apiUrl,
-      SESSION_SECRET,
-      LOG_LEVEL: 'info',
-    },
+  const { child, stdout, stderr } = spawnServer({
+    PORT: String(port),
+    APP_BASE_URL: baseUrl,
+    OIDC_ISSUER: mock.issuer,
+    OIDC_CLIENT_ID: mock.clientId,
+    OIDC_CLIENT_SECRET: mock.clientSecret,
+    API_URL: mock.apiUrl,
+    LOG_LEVEL: 'info',
   });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const exited = once(child, 'exit').then(([code, signal]) => ({
     code: code as number | null,
     signal: signal as NodeJS.Signals | null,
@@ -124,8 +128,8 @@ async function startApp(): Promise<RunningApp> {
     port,
     baseUrl,
     mock,
-    stdout: () => out,
-    stderr: () => err,
+    stdout,
+    stderr,
     exited,
   };
   started.push(app);
@@ -297,26 +301,16 @@ describe('a start that cannot happen', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as AddressInfo;
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          PATH: process.env.PATH,
-          PORT: String(port),
-          OIDC_ISSUER: 'http://127.0.0.1:9',
-          OIDC_CLIENT_ID: 'codeflow',
-          OIDC_CLIENT_SECRET: 'not-used-here',
-          SESSION_SECRET,
-        },
+      const { child, stdout, stderr } = spawnServer({
+        PORT: String(port),
+        OIDC_ISSUER: 'http://127.0.0.1:9',
+        OIDC_CLIENT_ID: 'codeflow',
+        OIDC_CLIENT_SECRET: 'not-used-here',
       });
-      let out = '';
-      let err = '';
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
       const [code] = (await within(once(child, 'exit'), START_TIMEOUT_MS, 'exit')) as [number];
 
       expect(code).toBe(1);
-      const fatal = out
+      const fatal = stdout()
         .split('\n')
         .filter(Boolean)
         .map((line) => JSON.parse(line) as { level: number; msg: string })
@@ -325,7 +319,7 @@ describe('a start that cannot happen', () => {
       expect(fatal[0]!.msg).toBe(
         `codeflow cannot start: port ${port} is already in use: stop what listens there, or set another PORT (DEV_PROVIDER_PORT for the embedded provider)`,
       );
-      expect(out + err).not.toMatch(/^\s+at /m);
+      expect(stdout() + stderr()).not.toMatch(/^\s+at /m);
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
