@@ -300,13 +300,13 @@ describe('a start that cannot happen', () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as AddressInfo;
+    const { child, stdout, stderr } = spawnServer({
+      PORT: String(port),
+      OIDC_ISSUER: 'http://127.0.0.1:9',
+      OIDC_CLIENT_ID: 'codeflow',
+      OIDC_CLIENT_SECRET: 'not-used-here',
+    });
     try {
-      const { child, stdout, stderr } = spawnServer({
-        PORT: String(port),
-        OIDC_ISSUER: 'http://127.0.0.1:9',
-        OIDC_CLIENT_ID: 'codeflow',
-        OIDC_CLIENT_SECRET: 'not-used-here',
-      });
       const [code] = (await within(once(child, 'exit'), START_TIMEOUT_MS, 'exit')) as [number];
 
       expect(code).toBe(1);
@@ -321,6 +321,8 @@ describe('a start that cannot happen', () => {
       );
       expect(stdout() + stderr()).not.toMatch(/^\s+at /m);
     } finally {
+      // Stopped by its PID if it did not exit by itself.
+      if (child.exitCode === null) child.kill('SIGKILL');
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
   });
