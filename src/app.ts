@@ -51,7 +51,9 @@ export function createApp(deps: AppDeps): express.Express {
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // 256 random bits, as hex; csrf-sync's default of 1,024 made it most of a session's bytes.
     size: 32,
-    // The token comes from the form body only; csrf-sync then compares it with the session's copy.
+    // The token comes from the form body only; csrf-sync then compares it with the session's copy
+    // (none when the session has just ended: the form has expired).
+    getTokenFromState: (req) => req.session?.csrfToken,
     getTokenFromRequest: (req) =>
       (req.body as { _csrf?: unknown } | undefined)?._csrf as string | undefined,
   });

@@ -20,8 +20,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // Buffered and written in the background: a synchronous write per request line cost about a
-  // tenth of the CPU under load (pino flushes what is buffered when the process exits).
+  // Buffered and written in the background, so a slow terminal or pipe never holds up a request
+  // (shutdown flushes what is buffered).
   const logger = createLogger(config.logLevel, pino.destination({ dest: 1, sync: false }));
   if (config.session.secretGenerated) {
     logger.warn(

@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { EndSession } from '../session/end-session.js';
-import { regenerateSession, saveSession } from '../session/session.js';
+import { ensureSession, regenerateSession, saveSession } from '../session/session.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import {
   checkIssuedAt,
@@ -32,6 +32,7 @@ export function createAuthHandlers(deps: AuthDeps) {
   const { config, provider, now } = deps;
   /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
   async function login(req: Request, res: Response): Promise<void> {
+    ensureSession(req); // the session may have just ended (absolute lifetime)
     const oidc = await provider.getConfiguration();
     // Only a validated same-origin path is kept; nothing else from the request reaches the URL.
     const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
@@ -61,6 +62,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     }
 
     // 1. Find this browser's transaction by state and consume it: a replay finds nothing.
+    ensureSession(req); // the session may have just ended (absolute lifetime): nothing to find
     const pending = Object.keys(req.session.transactions ?? {}).length;
     const { tx, missing, rest } = takeTransaction(req.session.transactions, state, now());
     req.session.transactions = rest;

@@ -1,10 +1,10 @@
 import type { RequestHandler } from 'express';
-import { ensureSession, type EndSession } from '../session/end-session.js';
+import type { EndSession } from '../session/end-session.js';
 
 /**
  * Ends, on every route, a session older than `maxAgeSeconds` since sign-in, however active it was
- * and however long refresh would still work (ASVS 7.3.2). The request goes on signed out, with a
- * new, empty session.
+ * and however long refresh would still work (ASVS 7.3.2). The request goes on signed out, with no
+ * session: a page view stores nothing and sends no cookie; /login and /callback make a new one.
  */
 export function endExpiredSessions(
   now: () => number,
@@ -15,7 +15,6 @@ export function endExpiredSessions(
     const session = req.session;
     if (session?.user && now() - (session.authenticatedAt ?? 0) >= maxAgeSeconds) {
       await endSession(req, 'max-age');
-      ensureSession(req);
     }
     next();
   };

@@ -3,6 +3,7 @@ import { storeUnavailable } from '../errors.js';
 import type { Revoker } from '../tokens/revocation.js';
 import type { TokenRecord, TokenStore } from '../tokens/token-store.js';
 import type { SessionBackend } from './backend.js';
+import { forgetSession } from './session.js';
 
 /** Why a session ended, for the log. */
 export type EndReason =
@@ -15,8 +16,8 @@ export type EndSession = (req: Request, reason: EndReason) => Promise<TokenRecor
  * The one way a session ends, whatever the reason. In one step the backend leaves a tombstone
  * (so no request still in flight can save the session back) and deletes the session and its
  * tokens; the tokens it held are then revoked in the background. The request carries on with no
- * session at all: nothing is saved for it and no cookie is sent (a handler that needs a new one
- * makes it, see {@link ensureSession}).
+ * session at all: nothing is saved for it and no cookie is sent (a route that needs a new one
+ * makes it with ensureSession).
  * @throws {AppError} store_unavailable: nothing ended; the person may try again.
  */
 export function createEndSession(
@@ -30,13 +31,8 @@ export function createEndSession(
     });
     const record = held && tokens.open(held);
     if (record) revoker.revokeLater(record.tokens, req.log);
-    (req as { session?: unknown }).session = undefined;
+    forgetSession(req);
     req.log.info({ reason }, 'session ended');
     return record;
   };
-}
-
-/** A new, empty session for a request whose session has just ended (stored only once it holds something). */
-export function ensureSession(req: Request): void {
-  if (!req.session) req.sessionStore.generate(req);
 }

@@ -86,6 +86,19 @@ export function createSessionMiddleware(
   });
 }
 
+/**
+ * Leaves the request with no session: express-session then saves nothing for it and sends no
+ * cookie. For a session that has ended (its id is tombstoned), so nothing hands that id back.
+ */
+export function forgetSession(req: Request): void {
+  (req as { session?: unknown }).session = undefined;
+}
+
+/** A new, empty session for a request whose session has ended, made only by a route that needs one. */
+export function ensureSession(req: Request): void {
+  if (!req.session) req.sessionStore.generate(req);
+}
+
 /** `req.session.regenerate` as a promise: a new id and an empty session (no fixation). */
 export function regenerateSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) =>
@@ -102,9 +115,7 @@ export function saveSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) =>
     req.session.save((err) => {
       if (!err) return resolve();
-      if (err instanceof AppError && err.kind === 'session_expired') {
-        (req as { session?: unknown }).session = undefined;
-      }
+      if (err instanceof AppError && err.kind === 'session_expired') forgetSession(req);
       reject(err);
     }),
   );

@@ -161,9 +161,15 @@ describe('the absolute session lifetime', () => {
     const after = await app.get('/').expect(200);
     expect(after.text).not.toContain('Signed in as');
     expect(after.text).toContain('<a class="button" href="/login">Sign in</a>');
+    // The page view that ended it stores no new session and sends no cookie.
+    expect(after.headers['set-cookie']).toBeUndefined();
+    expect((h.runtime.sessions as MemoryBackend).bytesStored()).toBe(0);
     await app.get('/me').set('Accept', 'application/json').expect(401);
     expect(await h.runtime.sessions.getSession(sid)).toBeUndefined();
     expect(await h.runtime.sessions.tokens.read(sid)).toBeUndefined();
+    // Signing in again from the same browser starts a new session.
+    const login = await app.get('/login').expect(302);
+    expect(String(login.headers['set-cookie'])).toMatch(/^codeflow\.sid=s%3A/);
 
     await h.runtime.revoker.settle(5000);
     const revocation = h.providerRequests.slice(before).find((r) => r.route === 'revocation');
