@@ -68,6 +68,17 @@ async function redeems(d: Deployment, refreshToken: string): Promise<boolean> {
   return res.status === 200;
 }
 
+/** A form POST from this browser (cookie and CSRF token), started at once. */
+function press(h: Harness, path: '/refresh' | '/logout', cookie: string, csrf: string) {
+  return h
+    .app()
+    .post(path)
+    .set('Cookie', cookie)
+    .type('form')
+    .send({ _csrf: csrf })
+    .then((r) => r);
+}
+
 async function expectSignedOutEverywhere(d: Deployment, cookie: string, sid: string) {
   for (const h of new Set([d.refreshOn, d.logoutOn])) {
     await h.app().get('/me').set('Cookie', cookie).set('Accept', 'application/json').expect(401);
@@ -87,21 +98,10 @@ function logoutRaces(deployment: () => Deployment) {
     // The provider issues the new tokens at once but holds its answer back.
     d.provider.providerDelay.tokenAnswerMs = 500;
     try {
-      const refresh = d.refreshOn
-        .app()
-        .post('/refresh')
-        .set('Cookie', cookie)
-        .type('form')
-        .send({ _csrf: csrf })
-        .then((r) => r);
+      const refresh = press(d.refreshOn, '/refresh', cookie, csrf);
       await sleep(150);
       const started = Date.now();
-      const logout = await d.logoutOn
-        .app()
-        .post('/logout')
-        .set('Cookie', cookie)
-        .type('form')
-        .send({ _csrf: csrf });
+      const logout = await press(d.logoutOn, '/logout', cookie, csrf);
       expect(logout.status).toBe(303);
       // The sign-out did not wait for the refresh, nor for any revocation.
       expect(Date.now() - started).toBeLessThan(400);
@@ -133,26 +133,18 @@ function logoutRaces(deployment: () => Deployment) {
     for (let round = 0; round < 40; round++) {
       const { cookie, csrf, sid, from } = await signedIn(d);
       // Half the rounds race a refresh (writes tokens), half a new sign-in (writes the session).
-      const inFlight = (
+      const inFlight =
         round % 2 === 0
-          ? d.refreshOn
+          ? press(d.refreshOn, '/refresh', cookie, csrf)
+          : d.refreshOn
               .app()
-              .post('/refresh')
+              .get('/login?returnTo=/dashboard')
               .set('Cookie', cookie)
-              .type('form')
-              .send({ _csrf: csrf })
-          : d.refreshOn.app().get('/login?returnTo=/dashboard').set('Cookie', cookie)
-      ).then((r) => r);
+              .then((r) => r);
       // 2 ms apart as a person might press them, and 0, 1, 3 ms too: in one process the window
       // between loading the session and saving it is about a millisecond wide.
       await sleep([2, 0, 1, 3][round % 4]!);
-      const logout = d.logoutOn
-        .app()
-        .post('/logout')
-        .set('Cookie', cookie)
-        .type('form')
-        .send({ _csrf: csrf })
-        .then((r) => r);
+      const logout = press(d.logoutOn, '/logout', cookie, csrf);
       const [raced, loggedOut] = await Promise.all([inFlight, logout]);
 
       expect(loggedOut.status, `round ${round}`).toBe(303);
