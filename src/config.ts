@@ -54,6 +54,8 @@ export interface Config {
     /** Total time the dashboard may spend waiting out 429s and 5xx before it gives up. */
     readonly retryBudgetMs: number;
   };
+  /** Bearer token GET /metrics asks for; unset, production serves metrics to loopback only. */
+  readonly metricsToken?: string;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one per line. */
@@ -66,6 +68,7 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const MIN_SECRET_LENGTH = 32;
+const MIN_METRICS_TOKEN_LENGTH = 16;
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional());
 const optionalPort = z.preprocess(
@@ -131,6 +134,7 @@ const schema = z.object({
       .default('Bearer'),
   ),
   API_RETRY_BUDGET_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(5000)),
+  METRICS_TOKEN: optionalString,
 });
 
 /** Loopback hosts are the only ones allowed to speak plain http (development and tests). */
@@ -213,6 +217,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   const trustProxy = parseTrustProxy(e.TRUST_PROXY, problems);
 
+  if (e.METRICS_TOKEN !== undefined && e.METRICS_TOKEN.length < MIN_METRICS_TOKEN_LENGTH) {
+    problems.push(`METRICS_TOKEN: at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
+  }
+
   if (problems.length > 0 || !appBaseUrl) throw new ConfigError(problems);
 
   const embedded = !issuer;
@@ -258,6 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     refreshSkewSeconds: e.REFRESH_SKEW_SECONDS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     api: Object.freeze({ authScheme: e.API_AUTH_SCHEME, retryBudgetMs: e.API_RETRY_BUDGET_MS }),
+    metricsToken: e.METRICS_TOKEN,
   });
 }
 

@@ -175,6 +175,18 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('accepts a METRICS_TOKEN of 16 characters or more, and leaves it unset when blank', () => {
+    expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(16) }).metricsToken).toBe('m'.repeat(16));
+    expect(loadConfig({}).metricsToken).toBeUndefined();
+    expect(loadConfig({ METRICS_TOKEN: ' ' }).metricsToken).toBeUndefined();
+  });
+
+  it('refuses a METRICS_TOKEN shorter than 16 characters', () => {
+    expect(problems({ METRICS_TOKEN: 'm'.repeat(15) })).toEqual([
+      'METRICS_TOKEN: at least 16 characters',
+    ]);
+  });
+
   it('rejects an unknown LOG_LEVEL and a non-numeric PORT', () => {
     const found = problems({ LOG_LEVEL: 'loud', PORT: 'eighty' });
     expect(found).toHaveLength(2);
