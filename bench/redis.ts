@@ -74,7 +74,10 @@ async function measureKey(redis: BenchRedis, key: string): Promise<StoredKey | u
     for (const field of await client.hKeys(key)) {
       bytes += Buffer.byteLength(field) + Number(await client.hStrLen(key, field));
     }
-  } else throw new Error(`${key}: a ${type}; the bench counts strings and hashes only`);
+  } else if (type === 'set') {
+    // The session index's sets: one member per session id.
+    for (const member of await client.sMembers(key)) bytes += Buffer.byteLength(member);
+  } else throw new Error(`${key}: a ${type}; the bench counts strings, hashes and sets only`);
   const ttl = await client.pTTL(key);
   return {
     kind: `${key.slice(0, key.lastIndexOf(':') + 1)}…`,

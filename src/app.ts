@@ -4,19 +4,28 @@ import { csrfSync } from 'csrf-sync';
 import express from 'express';
 import helmet from 'helmet';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
+import { createBackchannelLogout } from './auth/backchannel-logout.js';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
 import type { Config } from './config.js';
-import { errorHandler, notFound } from './errors.js';
+import { AppError, errorHandler, notFound } from './errors.js';
 import { requestLogger, type Logger } from './log.js';
+import {
+  createMetrics,
+  metricsEndpoint,
+  timedBackend,
+  type Metrics,
+  type SignOutKind,
+} from './metrics.js';
 import { warnOnUntrustedForwarding } from './proxy-warning.js';
-import { signInRateLimit } from './rate-limit.js';
-import { precomputedHeaders } from './security-headers.js';
+import { rateLimit } from './rate-limit.js';
+import { contentSecurityPolicy, precomputedHeaders } from './security-headers.js';
 import { createReadyz, healthz } from './routes/health.js';
 import { createPages } from './routes/pages.js';
 import { endExpiredSessions, requireUser } from './routes/require-user.js';
+import { createSessionsPages } from './routes/sessions.js';
 import type { SessionBackend } from './session/backend.js';
-import { createEndSession } from './session/end-session.js';
+import { createSessionEnder, type EndReason } from './session/end-session.js';
 import { memoryBackend } from './session/memory-backend.js';
 import { createSessionMiddleware } from './session/session.js';
 import { createRefreshedWrites } from './tokens/refreshed-writes.js';
@@ -32,6 +41,10 @@ export interface AppDeps {
   sessions?: SessionBackend;
   /** Revokes ended sessions' tokens in the background; default: four tries over about 7 s. */
   revoker?: Revoker;
+  /** Counters and timings for /metrics; default: a registry of the app's own, without process metrics. */
+  metrics?: Metrics;
+  /** The embedded provider's sign-out page, offered on /sessions to show back-channel logout. */
+  devProviderSignOutUrl?: string;
   /** Epoch seconds; tests move time. */
   now?: () => number;
   isShuttingDown?: () => boolean;
@@ -43,10 +56,20 @@ const root = (dir: string) => fileURLToPath(new URL(`../${dir}`, import.meta.url
 export function createApp(deps: AppDeps): express.Express {
   const { config, provider, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const sessions = deps.sessions ?? memoryBackend();
-  const tokens = createTokenStore(sessions.tokens, createSealer(config.session.secrets));
+  const backend = deps.sessions ?? memoryBackend();
   const revoker = deps.revoker ?? createRevoker(provider);
-  const endSession = createEndSession(sessions, tokens, revoker);
+  const metrics =
+    deps.metrics ??
+    createMetrics({
+      defaultMetrics: false,
+      sessionsActive: () => backend.sessionsActive?.(),
+      revocations: () => revoker.stats(),
+    });
+  const sessions = timedBackend(backend, metrics);
+  const tokens = createTokenStore(sessions.tokens, createSealer(config.session.secrets));
+  const { endSession, endIndexed } = createSessionEnder(sessions, tokens, revoker, (reason, n) =>
+    metrics.signOut(SIGN_OUT_KINDS[reason], n),
+  );
 
   const { csrfSynchronisedProtection, generateToken } = csrfSync({
     // 256 random bits, as hex; csrf-sync's default of 1,024 made it most of a session's bytes.
@@ -58,7 +81,40 @@ export function createApp(deps: AppDeps): express.Express {
       (req.body as { _csrf?: unknown } | undefined)?._csrf as string | undefined,
   });
   const csrfToken = (req: express.Request) => generateToken(req);
-  const auth = createAuthHandlers({ config, provider, now, tokens, endSession, csrfToken });
+  const csp = cspDirectives(config, provider);
+  const auth = createAuthHandlers({
+    config,
+    provider,
+    now,
+    tokens,
+    index: sessions.index,
+    endSession,
+    csrfToken,
+    policyPostingTo: memoized((origin) =>
+      contentSecurityPolicy({ ...csp, formAction: ["'self'", origin] }),
+    ),
+  });
+  const sessionsPages = createSessionsPages({
+    index: sessions.index,
+    endIndexed,
+    csrfToken,
+    providerSignOutUrl: deps.devProviderSignOutUrl,
+  });
+  const backchannelLogout = createBackchannelLogout({
+    provider,
+    clientId: config.oidc.clientId,
+    algorithm: config.oidc.idTokenAlg,
+    now,
+    timeoutMs: config.httpTimeoutMs,
+    remember: (key, ttlMs) => sessions.remember(key, ttlMs),
+    endSessions: async ({ iss, sid, sub }, log) => {
+      const found = sid
+        ? (await sessions.index.byProviderSession(iss, sid)).filter((s) => !sub || s.sub === sub)
+        : await sessions.index.list({ iss, sub: sub! });
+      return endIndexed(found, 'back-channel', log);
+    },
+    outcome: (outcome) => metrics.backchannelLogout(outcome),
+  });
   const pages = createPages({
     provider,
     now,
@@ -70,6 +126,7 @@ export function createApp(deps: AppDeps): express.Express {
     endSession,
     revoker,
     refreshedWrites: createRefreshedWrites(tokens, revoker),
+    onRefresh: (outcome) => metrics.refresh(outcome),
     apiUrl: config.apiUrl,
     api: {
       authScheme: config.api.authScheme,
@@ -84,8 +141,13 @@ export function createApp(deps: AppDeps): express.Express {
     sessions,
     isProduction: config.isProduction,
   });
-  const signInLimit = signInRateLimit(config.rateLimitPerMinute);
-  const callbackLimit = signInRateLimit(config.rateLimitPerMinute);
+  // With Redis, the counts are shared: the limit holds across every instance.
+  const limit = (name: string, perMinute: number) =>
+    rateLimit(perMinute, logger, sessions.rateLimitStore?.(name));
+  const signInLimit = limit('login', config.rateLimitPerMinute);
+  const callbackLimit = limit('callback', config.rateLimitPerMinute);
+  // A provider ending many sessions at once sends many logout tokens: more room than a person needs.
+  const backchannelLimit = limit('backchannel-logout', config.rateLimitPerMinute * 10);
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
 
   const app = express();
@@ -105,7 +167,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(
     precomputedHeaders(
       helmet({
-        contentSecurityPolicy: { directives: cspDirectives(config, provider) },
+        contentSecurityPolicy: { directives: csp },
         xFrameOptions: { action: 'deny' },
         // HSTS means something only over https; on a plain-http development URL it is just noise.
         strictTransportSecurity: config.appBaseUrl.protocol === 'https:',
@@ -118,6 +180,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/favicon.ico', (_req, res) => res.redirect(301, '/static/favicon.svg'));
   app.get('/healthz', healthz);
   app.get('/readyz', readyz);
+  app.get(
+    '/metrics',
+    metricsEndpoint({ metrics, token: config.metricsToken, isProduction: config.isProduction }),
+  );
+  // Server to server, from the provider: no cookie, no session, no CSRF token (the logout token's
+  // signature is what is checked).
+  app.post('/backchannel-logout', backchannelLimit, ...backchannelLogout);
 
   // Everything below may show personal data: never cached, by the browser or anyone between.
   app.use((_req, res, next) => {
@@ -132,9 +201,18 @@ export function createApp(deps: AppDeps): express.Express {
   // HEAD must not start a sign-in (a link checker would fill the store): only GET does.
   app.head('/login', methodNotAllowed('GET'));
   app.get('/login', signInLimit, auth.login);
-  app.get('/callback', callbackLimit, auth.callback);
+  app.get('/callback', callbackLimit, counted(auth.callback, metrics));
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
+  app.get('/sessions', requireUser, sessionsPages.sessions);
+  app.post('/sessions/end', requireUser, form, csrfSynchronisedProtection, sessionsPages.endOne);
+  app.post(
+    '/sessions/end-others',
+    requireUser,
+    form,
+    csrfSynchronisedProtection,
+    sessionsPages.endOthers,
+  );
   app.post('/refresh', requireUser, form, csrfSynchronisedProtection, pages.refreshNow);
   app.post('/logout', form, csrfSynchronisedProtection, auth.logout);
 
@@ -143,10 +221,44 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
+/** How each way a session ends is counted. */
+const SIGN_OUT_KINDS: Record<EndReason, SignOutKind> = {
+  'sign-out': 'user',
+  'other-session': 'other_session',
+  'back-channel': 'back_channel',
+  'max-age': 'expired',
+  'refresh-rejected': 'refresh_rejected',
+  'tokens-missing': 'tokens_missing',
+  'other-account': 'other_account',
+};
+
+/** The callback, with each sign-in counted by outcome and, for a failure, by its error kind. */
+function counted(
+  callback: (req: express.Request, res: express.Response) => Promise<void>,
+  metrics: Metrics,
+): express.RequestHandler {
+  return async (req, res) => {
+    try {
+      await callback(req, res);
+      // A redirect to returnTo is a sign-in; the Back button onto a used callback is not counted.
+      if (res.locals.signedIn) metrics.signIn('success', 'ok');
+    } catch (err) {
+      metrics.signIn('failure', err instanceof AppError ? err.kind : 'internal');
+      throw err;
+    }
+  };
+}
+
+function memoized(make: (key: string) => string): (key: string) => string {
+  const made = new Map<string, string>();
+  return (key) => made.get(key) ?? made.set(key, make(key)).get(key)!;
+}
+
 /**
  * A strict CSP: only our own script and style, no framing, no <base>, no plugins. Forms may post
- * to the provider's origin because logout redirects there, and Chrome applies form-action to
- * redirects after a form submission.
+ * to the provider's origin because a form whose answer redirects to a sign-in goes there, and
+ * Chrome applies form-action to redirects after a form submission. The sign-out page adds the
+ * end-session endpoint's origin (from the provider's metadata), which may be another one.
  */
 function cspDirectives(config: Config, provider: Provider) {
   // Fixed for the life of the app, so helmet builds the header once, not per response.

@@ -4,6 +4,7 @@ import { createProvider, type Provider } from './auth/provider.js';
 import type { Config } from './config.js';
 import type { DevProvider, DevProviderOptions } from './dev-provider/dev-provider.js';
 import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { ONE_PROCESS_WARNING } from './routes/health.js';
 import type { SessionBackend } from './session/backend.js';
 import { memoryBackend } from './session/memory-backend.js';
@@ -17,6 +18,7 @@ export interface Runtime {
   devProvider: DevProvider | undefined;
   sessions: SessionBackend;
   revoker: Revoker;
+  metrics: Metrics;
   /** Stops what this runtime started (the embedded provider); the caller closes its own server. */
   close(): Promise<void>;
 }
@@ -60,6 +62,7 @@ export async function createRuntime(
         clientSecret: config.oidc.clientSecret,
         redirectUri: config.redirectUri.href,
         postLogoutRedirectUri: config.postLogoutRedirectUri.href,
+        backchannelLogoutUri: new URL('/backchannel-logout', config.appBaseUrl).href,
       },
       logger,
     });
@@ -74,6 +77,11 @@ export async function createRuntime(
   const sessions =
     options.sessions ?? (config.redisUrl ? redisBackend(config.redisUrl, logger) : memoryBackend());
   if (config.isProduction && sessions.kind === 'memory') logger.warn(ONE_PROCESS_WARNING);
+  const metrics = createMetrics({
+    sessionsActive: () => sessions.sessionsActive?.(),
+    // Read on each scrape, so after the revoker below exists.
+    revocations: () => revoker.stats(),
+  });
   const provider = createProvider({
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
@@ -81,6 +89,7 @@ export async function createRuntime(
     idTokenAlg: config.oidc.idTokenAlg,
     timeoutMs: config.httpTimeoutMs,
     logger,
+    metrics,
   });
   const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);
   const app = createApp({
@@ -89,8 +98,10 @@ export async function createRuntime(
     logger,
     sessions,
     revoker,
+    metrics,
     isShuttingDown: options.isShuttingDown,
     now: options.now,
+    devProviderSignOutUrl: devProvider && new URL('/session/end', devProvider.issuer).href,
   });
   return {
     app,
@@ -99,6 +110,7 @@ export async function createRuntime(
     devProvider,
     sessions,
     revoker,
+    metrics,
     close: async () => {
       // Revocations already under way get a moment to finish; none is started after this.
       await revoker.settle(2000);

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import * as client from 'openid-client';
 import { AppError, storeUnavailable } from '../errors.js';
+import type { RefreshOutcome } from '../metrics.js';
 import type { RefreshLock } from '../session/backend.js';
 import type { EndSession } from '../session/end-session.js';
 import type { RefreshedWrites } from '../tokens/refreshed-writes.js';
@@ -26,6 +27,8 @@ export interface AccessTokenDeps {
   revoker: Revoker;
   /** Stores refreshed tokens, and keeps trying for a few seconds when the store fails. */
   refreshedWrites: RefreshedWrites;
+  /** Told how each request's refresh ended (metrics). */
+  onRefresh?: (outcome: RefreshOutcome) => void;
 }
 
 export interface RefreshOptions {
@@ -67,9 +70,12 @@ export async function refreshTokens(
   options: RefreshOptions = {},
 ): Promise<TokenRecord> {
   const sid = req.sessionID;
+  const report = deps.onRefresh ?? (() => undefined);
   let refresh = deps.inFlight.get(sid);
-  if (!refresh) {
-    refresh = underLock(sid, deps, () => runRefresh(req, deps, options)).finally(() =>
+  if (refresh) {
+    report('joined');
+  } else {
+    refresh = underLock(sid, deps, () => runRefresh(req, deps, options, report)).finally(() =>
       deps.inFlight.delete(sid),
     );
     deps.inFlight.set(sid, refresh);
@@ -87,6 +93,8 @@ class SessionOver extends Error {
   constructor(
     readonly reason: 'refresh-rejected' | 'tokens-missing' | 'other-account',
     message: string,
+    /** For the metrics: the provider refused the refresh token (invalid_grant), or something else. */
+    readonly outcome: 'invalid_grant' | 'failed' = 'failed',
   ) {
     super(message);
   }
@@ -96,7 +104,27 @@ async function runRefresh(
   req: Request,
   deps: AccessTokenDeps,
   options: RefreshOptions,
+  report: (outcome: RefreshOutcome) => void,
 ): Promise<TokenRecord> {
+  try {
+    const { record, outcome } = await refreshOnce(req, deps, options);
+    report(outcome);
+    return record;
+  } catch (err) {
+    const unavailable = err instanceof AppError && err.kind === 'provider_unavailable';
+    report(
+      err instanceof SessionOver ? err.outcome : unavailable ? 'provider_unavailable' : 'failed',
+    );
+    throw err;
+  }
+}
+
+/** One refresh, and how it went: done here, or found already done by another request or instance. */
+async function refreshOnce(
+  req: Request,
+  deps: AccessTokenDeps,
+  options: RefreshOptions,
+): Promise<{ record: TokenRecord; outcome: 'refreshed' | 'raced' }> {
   const sid = req.sessionID;
   // Read again under the lock: another request or instance may have refreshed a moment ago, or
   // signed out. A store that fails here is a 503, not a sign-out.
@@ -108,7 +136,7 @@ async function runRefresh(
     current.tokens.accessToken !== options.rejectedAccessToken;
   const stillFresh =
     !options.force && !needsRefresh(current.tokens, deps.now(), deps.refreshSkewSeconds);
-  if (siblingRefreshed || stillFresh) return current;
+  if (siblingRefreshed || stillFresh) return { record: current, outcome: 'raced' };
   const refreshToken = current.tokens.refreshToken;
   if (!refreshToken) {
     throw new SessionOver(
@@ -126,10 +154,11 @@ async function runRefresh(
     if (!isFatalRefreshError(err)) throw providerUnavailable(err);
     // Another instance may have rotated the token a moment ago: if the store holds a newer one, use it.
     const latest = await deps.tokens.read(sid);
-    if (latest && latest.version > current.version) return latest;
+    if (latest && latest.version > current.version) return { record: latest, outcome: 'raced' };
     throw new SessionOver(
       'refresh-rejected',
       'Your sign-in has expired or was revoked. Please sign in again.',
+      'invalid_grant',
     );
   }
 
@@ -163,7 +192,7 @@ async function runRefresh(
   if (outcome === 'conflict') {
     // Only possible if the lock expired under a slow refresh: the store's newer tokens win.
     req.log.warn('a newer refresh was stored first; keeping it');
-    return (await deps.tokens.read(sid)) ?? next;
+    return { record: (await deps.tokens.read(sid)) ?? next, outcome: 'raced' };
   }
   req.log.info(
     {
@@ -173,7 +202,7 @@ async function runRefresh(
     },
     'tokens refreshed',
   );
-  return next;
+  return { record: next, outcome: 'refreshed' };
 }
 
 /** Runs `refresh` holding this session's cross-instance lock; the re-read inside sees the winner's tokens. */

@@ -1,9 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import * as client from 'openid-client';
 import type { Config } from '../config.js';
-import { AppError } from '../errors.js';
+import { AppError, storeUnavailable } from '../errors.js';
+import { describeDevice } from '../session/device.js';
 import type { EndSession } from '../session/end-session.js';
-import { ensureSession, regenerateSession, saveSession } from '../session/session.js';
+import type { SessionEntry, SessionIndex } from '../session/session-index.js';
+import {
+  ensureSession,
+  regenerateSession,
+  saveSession,
+  storeLifetimeMs,
+  type SessionUser,
+} from '../session/session.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import {
   checkIssuedAt,
@@ -22,9 +31,12 @@ export interface AuthDeps {
   /** Epoch seconds. */
   now: () => number;
   tokens: TokenStore;
+  index: SessionIndex;
   endSession: EndSession;
   /** Makes the session's CSRF token (csrf-sync), stored with the session at sign-in. */
   csrfToken: (req: Request) => string;
+  /** The page's Content-Security-Policy with forms allowed to post to `origin` too. */
+  policyPostingTo: (origin: string) => string;
 }
 
 /** GET /login, GET /callback, POST /logout: the authorization-code flow, in the order it happens. */
@@ -111,6 +123,8 @@ export function createAuthHandlers(deps: AuthDeps) {
 
     // 4. Only now are the tokens trusted. Keep the claims the pages need.
     const user = await userFrom(oidc, tokens);
+    const claims = tokens.claims()!;
+    if (typeof claims.sid === 'string') user.providerSid = claims.sid;
 
     // 5. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
     //    The tokens go to their own record first, so a session with a user always has tokens.
@@ -121,7 +135,18 @@ export function createAuthHandlers(deps: AuthDeps) {
       tokens: toStoredTokens(tokens, signedInAt),
       refreshes: { count: 0 },
     };
-    await deps.tokens.write(req.sessionID, record, config.session.maxAgeSeconds * 1000);
+    const lifetimeMs = config.session.maxAgeSeconds * 1000;
+    await deps.tokens.write(req.sessionID, record, lifetimeMs);
+    // Indexed by person and by provider session, for the sessions page and back-channel logout.
+    const entry = indexEntry(user, claims, signedInAt, req.get('user-agent'));
+    const ttlMs = storeLifetimeMs(
+      { user, authenticatedAt: signedInAt },
+      signedInAt,
+      lifetimeMs / 1000,
+    );
+    await deps.index.add(req.sessionID, entry, ttlMs, lifetimeMs).catch((err: unknown) => {
+      throw storeUnavailable(err);
+    });
     if (Object.keys(rest).length > 0) req.session.transactions = rest;
     req.session.user = user;
     req.session.authenticatedAt = signedInAt;
@@ -129,6 +154,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     deps.csrfToken(req);
     await saveSession(req);
     req.log.info({ sub: user.sub, iss: user.iss }, 'signed in');
+    res.locals.signedIn = true;
     res.redirect(tx.returnTo);
   }
 
@@ -139,7 +165,7 @@ export function createAuthHandlers(deps: AuthDeps) {
    */
   async function logout(req: Request, res: Response): Promise<void> {
     const oidc = await provider.getConfiguration().catch(() => undefined);
-    const metadata = oidc?.serverMetadata();
+    const endpoint = oidc?.serverMetadata().end_session_endpoint;
     const tokens = (await deps.endSession(req, 'sign-out'))?.tokens;
     // Nothing personal stays in this browser's cache for the Back button (ASVS 14.3.1).
     res.set('Clear-Site-Data', '"cache"');
@@ -150,16 +176,44 @@ export function createAuthHandlers(deps: AuthDeps) {
       secure: config.session.secureCookie,
     });
 
-    // RP-initiated logout: the provider ends its session and sends the browser back home.
-    if (oidc && metadata?.end_session_endpoint && tokens?.idToken) {
-      const endSessionUrl = client.buildEndSessionUrl(oidc, {
-        id_token_hint: tokens.idToken,
-        post_logout_redirect_uri: config.postLogoutRedirectUri.href,
+    // RP-initiated logout (RP-Initiated Logout 1.0 §2): the provider ends its session and sends
+    // the browser back home. The request is a POST form, not a redirect: the ID token then never
+    // sits in a URL, where browser history and the provider's access logs would keep it.
+    if (oidc && endpoint && tokens?.idToken) {
+      res.set('Content-Security-Policy', deps.policyPostingTo(new URL(endpoint).origin));
+      return res.render('signing-out', {
+        endpoint,
+        fields: {
+          id_token_hint: tokens.idToken,
+          client_id: oidc.clientMetadata().client_id,
+          post_logout_redirect_uri: config.postLogoutRedirectUri.href,
+        },
       });
-      return res.redirect(303, endSessionUrl.href);
     }
     res.redirect(303, '/');
   }
 
   return { login, callback, logout };
+}
+
+/** What the sessions page will show about this sign-in; only the device's names, never the header. */
+function indexEntry(
+  user: SessionUser,
+  claims: client.IDToken,
+  signedInAt: number,
+  userAgent: string | undefined,
+): SessionEntry {
+  const amr = Array.isArray(claims.amr)
+    ? claims.amr.filter((m): m is string => typeof m === 'string').slice(0, 8)
+    : undefined;
+  return {
+    handle: randomBytes(16).toString('base64url'),
+    iss: user.iss,
+    sub: user.sub,
+    ...(user.providerSid && { providerSid: user.providerSid }),
+    signedInAt,
+    device: describeDevice(userAgent),
+    ...(typeof claims.acr === 'string' && { acr: claims.acr.slice(0, 100) }),
+    ...(amr?.length && { amr }),
+  };
 }

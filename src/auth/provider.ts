@@ -2,6 +2,7 @@ import * as client from 'openid-client';
 import { isLoopbackHost } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { timedFetch, type Metrics, type ProviderEndpoint } from '../metrics.js';
 
 export interface ProviderOptions {
   issuer: URL;
@@ -13,6 +14,8 @@ export interface ProviderOptions {
   logger: Logger;
   /** Injected for tests that need to see or shape the provider's traffic. */
   fetch?: client.CustomFetch;
+  /** Every outbound call (this provider's endpoints, and the API) is timed into it. */
+  metrics?: Metrics;
   /** Milliseconds since the epoch. */
   now?: () => number;
 }
@@ -35,6 +38,14 @@ export interface Provider {
   forTokenRequest(): Promise<client.Configuration>;
   status(): { state: ProviderState; issuer: string };
 }
+
+/** The metadata fields of the endpoints codeflow calls, and their names in the metrics. */
+const ENDPOINTS: ReadonlyArray<readonly [keyof client.ServerMetadata, ProviderEndpoint]> = [
+  ['token_endpoint', 'token'],
+  ['jwks_uri', 'jwks'],
+  ['userinfo_endpoint', 'userinfo'],
+  ['revocation_endpoint', 'revocation'],
+];
 
 const MAX_BACKOFF_MS = 30_000;
 /** Metadata is re-discovered after this, so changed endpoints or jwks_uri are picked up (RFC 9700 §2.6). */
@@ -60,7 +71,16 @@ const KID_REFETCH_INTERVAL_MS = 10_000;
  */
 export function createProvider(options: ProviderOptions): Provider {
   const now = options.now ?? Date.now;
-  const baseFetch = options.fetch ?? fetch;
+  const untimed = options.fetch ?? fetch;
+  /** Which endpoint a URL is, for the latency metrics: the metadata's, else the API. */
+  const endpointOf = (url: string): ProviderEndpoint => {
+    if (url.includes('/.well-known/')) return 'discovery';
+    const known = metadata && ENDPOINTS.find(([field]) => metadata![field] === url);
+    return known ? known[1] : 'api';
+  };
+  const baseFetch: client.CustomFetch = options.metrics
+    ? timedFetch(untimed, endpointOf, options.metrics)
+    : untimed;
   // http is accepted only for loopback issuers (development, tests); loadConfig enforces it.
   const insecure = options.issuer.protocol === 'http:' && isLoopbackHost(options.issuer.hostname);
   const clientMetadata: Partial<client.ClientMetadata> = {

@@ -1,14 +1,14 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../log.js';
 import { findAccount } from './accounts.js';
 import { demoApi } from './demo-api.js';
-import { interactionRoutes } from './interactions.js';
+import { PASSWORD_ACR, interactionRoutes } from './interactions.js';
 
 export interface DevProviderOptions {
   /** 0 picks a free port (tests). */
@@ -22,6 +22,11 @@ export interface DevProviderOptions {
     clientSecret: string;
     redirectUri: string;
     postLogoutRedirectUri: string;
+    /**
+     * codeflow's `POST /backchannel-logout` (APP_BASE_URL + '/backchannel-logout'): registered as
+     * the client's backchannel_logout_uri, so signing out here ends codeflow's sessions too.
+     */
+    backchannelLogoutUri?: string;
   };
   accessTokenTtlSeconds: number;
   logger: Logger;
@@ -42,7 +47,8 @@ const publicDir = fileURLToPath(new URL('../../public/', import.meta.url));
 /**
  * Starts the embedded development provider: oidc-provider (a certified OpenID Provider) with the
  * demo accounts, one confidential client for codeflow, PKCE required, rotating refresh tokens,
- * revocation and RP-initiated logout, plus a demo protected API at /api/me.
+ * revocation, RP-initiated logout (GET and POST) and back-channel logout, plus a demo protected API
+ * at /api/me.
  */
 export async function startDevProvider(options: DevProviderOptions): Promise<DevProvider> {
   const app = express();
@@ -62,12 +68,27 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   const provider = new Provider(issuer.origin, providerConfiguration(options, render));
   for (const m of options.middleware ?? []) provider.use(m);
   provider.on('server_error', (_ctx, err) => options.logger.error({ err }, 'dev provider error'));
+  // Neither the logout token nor the provider session id is logged: only who was told, and how it went.
+  provider.on('backchannel.success', (_ctx, client) =>
+    options.logger.info({ clientId: client.clientId }, 'dev provider: back-channel logout sent'),
+  );
+  provider.on('backchannel.error', (_ctx, err, client) =>
+    options.logger.warn(
+      { err, clientId: client.clientId },
+      'dev provider: back-channel logout failed',
+    ),
+  );
 
   app.set('view engine', 'ejs');
   app.set('views', viewsDir);
   app.use('/static', express.static(publicDir, { index: false }));
   app.get('/api/me', demoApi(provider));
   app.use('/interaction', interactionRoutes(provider));
+  app.post(
+    '/session/end',
+    express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 10 }),
+    endSessionByPost,
+  );
   app.use(provider.callback());
 
   options.logger.info({ issuer: issuer.href }, 'embedded development provider started');
@@ -107,8 +128,16 @@ function providerConfiguration(
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: 'RS256',
+        // Back-Channel Logout 1.0: a logout token is posted here when the person signs out at the
+        // provider. session_required: ID tokens and logout tokens carry `sid`, so one provider
+        // session ends exactly the codeflow sessions it started.
+        ...(options.client.backchannelLogoutUri !== undefined && {
+          backchannel_logout_uri: options.client.backchannelLogoutUri,
+          backchannel_logout_session_required: true,
+        }),
       },
     ],
+    fetch: fetchAllowing(options.client.backchannelLogoutUri),
     jwks: { keys: [signingKey as never] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     findAccount: (_ctx, id) => {
@@ -124,8 +153,11 @@ function providerConfiguration(
         }),
       };
     },
+    // How each sign-in happened (PASSWORD_ACR, amr ["pwd"]) goes into the ID token: the sessions
+    // page shows it.
+    acrValues: [PASSWORD_ACR],
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'acr', 'amr'],
       profile: ['name'],
       email: ['email', 'email_verified'],
     },
@@ -151,13 +183,17 @@ function providerConfiguration(
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx: KoaContextWithOIDC, form: string) => {
-          ctx.body = await render('logout', { form });
+          // Sent here by codeflow's sign-out (it names itself), or come on their own (the demo of
+          // back-channel logout): the page says which.
+          const fromApp = ctx.oidc.params?.client_id !== undefined;
+          ctx.body = await render('logout', { form, fromApp });
         },
         postLogoutSuccessSource: async (ctx: KoaContextWithOIDC) => {
-          ctx.body = await render('logged-out', {});
+          ctx.body = await render('logged-out', { appUrl: options.client.postLogoutRedirectUri });
         },
       },
     },
@@ -167,3 +203,52 @@ function providerConfiguration(
     },
   };
 }
+
+/**
+ * oidc-provider's outbound fetch, letting through the one URL we registered ourselves.
+ *
+ * oidc-provider refuses to connect to loopback, private and other special-use addresses (its
+ * SSRF protection: a `dispatcher` on every outbound request), so a logout token for codeflow on
+ * http://localhost or 127.0.0.1 would never arrive. The backchannel_logout_uri is configuration,
+ * not input from a request, so that exact URL goes without the check; any other URL keeps it.
+ */
+function fetchAllowing(trusted: string | undefined): NonNullable<Configuration['fetch']> {
+  const href = trusted === undefined ? undefined : new URL(trusted).href;
+  return (input, init) => {
+    const url = input instanceof Request ? input.url : new URL(input).href;
+    if (href === undefined || url !== href || init === undefined) return fetch(input, init);
+    const { dispatcher: _ssrfCheck, ...rest } = init as RequestInit & { dispatcher?: unknown };
+    return fetch(input, rest);
+  };
+}
+
+/**
+ * RP-Initiated Logout 1.0 §2 lets the client send its logout request by POST, so the ID token in
+ * `id_token_hint` never sits in a URL (browser history, the provider's access log). oidc-provider 9
+ * serves POST at the end-session endpoint only with `enableHttpPostMethods`, which it refuses
+ * unless its session cookie is SameSite=None; browsers drop SameSite=None cookies that are not
+ * Secure, so that cannot work over the plain http of development. This route takes the POST,
+ * parses the form here, and hands oidc-provider the equivalent GET, rewriting the method and URL
+ * of this in-process request only: no browser, proxy or log ever sees that URL. The person's
+ * provider session still arrives with the POST, because in development codeflow and this provider
+ * share a host (ports differ, the site is the same) and SameSite=Lax cookies go with same-site POSTs.
+ *
+ * The rewritten request carries `codeflowOriginalMethod = 'POST'`, so tests (through the
+ * provider's middleware, `ctx.req`) can tell that the hint arrived in a form and not in a URL.
+ */
+const endSessionByPost: RequestHandler = (req, _res, next) => {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
+    // A repeated parameter stays repeated: oidc-provider rejects duplicates itself.
+    for (const one of Array.isArray(value) ? value : [value])
+      if (typeof one === 'string') params.append(name, one);
+  }
+  (req as IncomingMessage & { codeflowOriginalMethod?: string }).codeflowOriginalMethod = 'POST';
+  req.method = 'GET';
+  req.url = `${req.path}?${params}`;
+  // The body has been read: nothing downstream may try to parse it again.
+  delete req.headers['content-type'];
+  delete req.headers['content-length'];
+  delete req.headers['transfer-encoding'];
+  next();
+};

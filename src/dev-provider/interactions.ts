@@ -2,6 +2,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type Provider from 'oidc-provider';
 import { DEMO_ACCOUNTS, checkPassword } from './accounts.js';
 
+/** The authentication context class of a sign-in with a demo account's password (ID token `acr`). */
+export const PASSWORD_ACR = 'urn:codeflow:dev:password';
+
 /**
  * The embedded provider's own sign-in and consent pages (oidc-provider leaves these to the host).
  * Plain forms, no script, so they work under any CSP and without JavaScript.
@@ -41,10 +44,13 @@ export function interactionRoutes(provider: Provider): express.Router {
       });
       return;
     }
+    // How the person signed in (OpenID Connect Core §2): `amr` "pwd", a password (RFC 8176 §2),
+    // at the one level this provider offers. The ID token carries them when the provider's
+    // `claims` list `acr` and `amr` (and `acrValues` names PASSWORD_ACR, for discovery).
     await provider.interactionFinished(
       req,
       res,
-      { login: { accountId: account.id } },
+      { login: { accountId: account.id, acr: PASSWORD_ACR, amr: ['pwd'] } },
       { mergeWithLastSubmission: false },
     );
   });

@@ -1,4 +1,6 @@
+import type { Store as RateLimitStore } from 'express-rate-limit';
 import type { SealedRecord, TokenVault } from '../tokens/token-store.js';
+import type { IndexRef, SessionIndex } from './session-index.js';
 
 /**
  * Where sessions, their tokens and their tombstones live: in this process (development) or in
@@ -14,14 +16,23 @@ export interface SessionBackend {
   getSession(sid: string): Promise<string | undefined>;
   /** Stores the session unless it has ended; false when it had (the save was dropped). */
   setSession(sid: string, value: string, ttlMs: number): Promise<boolean>;
-  /** Moves an existing session's expiry; never creates one. */
-  touchSession(sid: string, ttlMs: number): Promise<void>;
+  /** Moves an existing session's expiry (and its index entry's, noting `seenAt`, epoch s); never creates one. */
+  touchSession(sid: string, ttlMs: number, seenAt: number): Promise<void>;
   tokens: TokenVault;
+  /** Signed-in sessions by person and by provider session (the sessions page, back-channel logout). */
+  index: SessionIndex;
   /**
-   * Ends the session for good, in one step: a tombstone for the id, the session and its tokens
-   * deleted. Returns the tokens it held, so the caller can revoke exactly what was stored last.
+   * Ends the session for good, in one step: a tombstone for the id, the session, its tokens and its
+   * index entry deleted (and, when `ref` names them, its place in the index sets; lists prune the
+   * rest). Returns the tokens it held, so the caller can revoke exactly what was stored last.
    */
-  end(sid: string): Promise<SealedRecord | undefined>;
+  end(sid: string, ref?: IndexRef): Promise<SealedRecord | undefined>;
+  /** True the first time `key` is remembered, false while it still is (`ttlMs`): a replay cache. */
+  remember(key: string, ttlMs: number): Promise<boolean>;
+  /** Signed-in sessions held, where the store can tell cheaply (the in-process one). */
+  sessionsActive?(): number;
+  /** A counter store shared by every instance, for the rate limits (Redis only). */
+  rateLimitStore?(prefix: string): RateLimitStore;
   lock: RefreshLock;
   ping(): Promise<void>;
   close(): Promise<void>;

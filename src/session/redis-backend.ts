@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Store as RateLimitStore } from 'express-rate-limit';
 import { createClient, RESP_TYPES } from 'redis';
 import type { Logger } from '../log.js';
 import type { SealedRecord, WriteOutcome } from '../tokens/token-store.js';
@@ -9,13 +10,37 @@ import {
   type RefreshLock,
   type SessionBackend,
 } from './backend.js';
+import {
+  newestFirst,
+  personKey,
+  providerSessionKey,
+  type IndexedSession,
+  type IndexRef,
+  type SessionEntry,
+  type SessionIndex,
+} from './session-index.js';
 
 const key = {
   session: (sid: string) => `codeflow:sess:${sid}`,
   tokens: (sid: string) => `codeflow:tok:${sid}`,
   ended: (sid: string) => `codeflow:ended:${sid}`,
   lock: (sid: string) => `codeflow:refresh-lock:${sid}`,
+  /** The session's index entry: hash {e: entry JSON, s: last seen}. */
+  entry: (sid: string) => `codeflow:who:${sid}`,
+  /** Sets of session ids: a person's, and a provider session's. */
+  person: (ref: { iss: string; sub: string }) => `codeflow:person:${personKey(ref.iss, ref.sub)}`,
+  providerSession: (iss: string, providerSid: string) =>
+    `codeflow:psid:${providerSessionKey(iss, providerSid)}`,
+  remembered: (name: string) => `codeflow:seen:${name}`,
 };
+
+/** The index sets a session is a member of. */
+function setsOf(ref: IndexRef): string[] {
+  return [
+    key.person(ref),
+    ...(ref.providerSid ? [key.providerSession(ref.iss, ref.providerSid)] : []),
+  ];
+}
 
 // Each script is one atomic step on the server: no other command runs between its check and its write.
 
@@ -34,12 +59,38 @@ redis.call('hset', KEYS[1], 'v', ARGV[2], 't', ARGV[3])
 redis.call('pexpire', KEYS[1], ARGV[4])
 return 'written'`;
 
-/** KEYS: session, tokens, ended. ARGV: tombstone ttl ms. Returns the tokens it deleted. */
+/**
+ * KEYS: session, tokens, ended, index entry, then the index sets it belongs to (when known).
+ * ARGV: tombstone ttl ms, sid. Returns the tokens it deleted.
+ */
 const END = `
 local held = redis.call('hmget', KEYS[2], 'v', 't')
 redis.call('set', KEYS[3], '1', 'PX', ARGV[1])
-redis.call('del', KEYS[1], KEYS[2])
+redis.call('del', KEYS[1], KEYS[2], KEYS[4])
+for i = 5, #KEYS do redis.call('srem', KEYS[i], ARGV[2]) end
 return held`;
+
+/** KEYS: session, index entry. ARGV: ttl ms, last seen. Never creates either. */
+const TOUCH = `
+if redis.call('pexpire', KEYS[1], ARGV[1]) == 1 and redis.call('exists', KEYS[2]) == 1 then
+  redis.call('pexpire', KEYS[2], ARGV[1])
+  redis.call('hset', KEYS[2], 's', ARGV[2])
+end
+return 1`;
+
+/**
+ * KEYS: ended, index entry, then its sets. ARGV: entry JSON, signed in at, entry ttl ms, sid,
+ * sets' ttl ms. A session that has ended is not indexed; a set lives as long as its longest member.
+ */
+const INDEX_ADD = `
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+redis.call('hset', KEYS[2], 'e', ARGV[1], 's', ARGV[2])
+redis.call('pexpire', KEYS[2], ARGV[3])
+for i = 3, #KEYS do
+  redis.call('sadd', KEYS[i], ARGV[4])
+  if redis.call('pttl', KEYS[i]) < tonumber(ARGV[5]) then redis.call('pexpire', KEYS[i], ARGV[5]) end
+end
+return 1`;
 
 /** KEYS: lock. ARGV: owner. Deletes the lock only if it is still ours (it may have expired and moved on). */
 const RELEASE = `
@@ -105,8 +156,11 @@ export function redisBackend(url: string, logger: Logger): SessionBackend {
       const args = [value, String(ttlMs)];
       return (await withinDeadline(client.eval(SET_SESSION, { keys, arguments: args }))) === 1;
     },
-    async touchSession(sid, ttlMs) {
-      await withinDeadline(client.pExpire(key.session(sid), ttlMs));
+    async touchSession(sid, ttlMs, seenAt) {
+      const keys = [key.session(sid), key.entry(sid)];
+      await withinDeadline(
+        client.eval(TOUCH, { keys, arguments: [String(ttlMs), String(seenAt)] }),
+      );
     },
     tokens: {
       async read(sid) {
@@ -120,18 +174,97 @@ export function redisBackend(url: string, logger: Logger): SessionBackend {
         return String(outcome) as WriteOutcome;
       },
     },
-    async end(sid) {
-      const keys = [key.session(sid), key.tokens(sid), key.ended(sid)];
-      const args = [String(TOMBSTONE_TTL_MS)];
+    index: redisIndex(client),
+    async end(sid, ref) {
+      const keys = [key.session(sid), key.tokens(sid), key.ended(sid), key.entry(sid)];
+      if (ref) keys.push(...setsOf(ref));
+      const args = [String(TOMBSTONE_TTL_MS), sid];
       const held = await withinDeadline(binary.eval(END, { keys, arguments: args }));
       const [version, sealed] = held as [Buffer | null, Buffer | null];
       return toRecord(version, sealed);
     },
+    async remember(name, ttlMs) {
+      const set = client.set(key.remembered(name), '1', { NX: true, PX: ttlMs });
+      return (await withinDeadline(set)) === 'OK';
+    },
+    rateLimitStore: (name) => rateLimitStore(client, name),
     lock,
     ping: async () => void (await withinDeadline(client.ping())),
     close: async () => {
       await client.close().catch(() => undefined);
     },
+  };
+}
+
+type Client = ReturnType<typeof createClient>;
+
+/** KEYS: counter. ARGV: window ms. Counts a hit; the window starts with the first. Returns {hits, ms left}. */
+const COUNT_HIT = `
+local hits = redis.call('incr', KEYS[1])
+if hits == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end
+return {hits, redis.call('pttl', KEYS[1])}`;
+
+/**
+ * express-rate-limit's counters in Redis, shared by every instance: one fixed window per client
+ * address, counted and expired in one step. (rate-limit-redis loads its scripts once, when the
+ * limiter is made; with Redis not yet connected at that moment, every later count failed and the
+ * limit was silently off. A script sent with each call has no such state.)
+ */
+function rateLimitStore(client: Client, name: string): RateLimitStore {
+  const counter = (address: string) => `codeflow:rate:${name}:${address}`;
+  let windowMs = 60_000;
+  return {
+    prefix: `codeflow:rate:${name}:`,
+    init: (options) => void (windowMs = options.windowMs),
+    async increment(address) {
+      const args = { keys: [counter(address)], arguments: [String(windowMs)] };
+      const [hits, left] = (await withinDeadline(client.eval(COUNT_HIT, args))) as [number, number];
+      return { totalHits: hits, resetTime: new Date(Date.now() + Math.max(left, 0)) };
+    },
+    async decrement(address) {
+      await withinDeadline(client.decr(counter(address)));
+    },
+    async resetKey(address) {
+      await withinDeadline(client.del(counter(address)));
+    },
+  };
+}
+
+/** The index in Redis: an entry hash per session, a set of session ids per person and per provider session. */
+function redisIndex(client: Client): SessionIndex {
+  /** The live sessions among a set's members, in two round trips; members whose entry has gone leave the set. */
+  async function live(setKey: string): Promise<IndexedSession[]> {
+    const sids = await withinDeadline(client.sMembers(setKey));
+    if (sids.length === 0) return [];
+    const multi = client.multi();
+    for (const sid of sids) multi.hmGet(key.entry(sid), ['e', 's']);
+    const rows = (await withinDeadline(multi.exec())) as unknown as (string | null)[][];
+    const found: IndexedSession[] = [];
+    const gone: string[] = [];
+    rows.forEach(([entry, seen], i) => {
+      const sid = sids[i]!;
+      if (!entry) return void gone.push(sid);
+      const parsed = JSON.parse(entry) as SessionEntry;
+      found.push({ ...parsed, sid, lastSeenAt: Number(seen ?? parsed.signedInAt) });
+    });
+    if (gone.length > 0) client.sRem(setKey, gone).catch(() => undefined);
+    return newestFirst(found);
+  }
+
+  return {
+    async add(sid, entry, ttlMs, lifetimeMs) {
+      const keys = [key.ended(sid), key.entry(sid), ...setsOf(entry)];
+      const args = [
+        JSON.stringify(entry),
+        String(entry.signedInAt),
+        String(ttlMs),
+        sid,
+        String(lifetimeMs),
+      ];
+      await withinDeadline(client.eval(INDEX_ADD, { keys, arguments: args }));
+    },
+    list: (person) => live(key.person(person)),
+    byProviderSession: (iss, providerSid) => live(key.providerSession(iss, providerSid)),
   };
 }
 

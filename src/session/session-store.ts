@@ -27,6 +27,8 @@ export class BackendStore extends Store {
     private readonly backend: SessionBackend,
     private readonly cookie: CookieOptions,
     private readonly ttlOf: (session: SessionData) => number,
+    /** Epoch seconds. */
+    private readonly now: () => number,
   ) {
     super();
   }
@@ -58,7 +60,9 @@ export class BackendStore extends Store {
     // In the background: express-session holds the response's end until touch calls back, and a
     // store that hangs must not hold a page (or a 503) with it. A lost touch only shortens the
     // idle expiry; the next request past the interval moves it again.
-    this.backend.touchSession(sid, this.ttlOf(session)).catch(() => this.touched.delete(sid));
+    this.backend
+      .touchSession(sid, this.ttlOf(session), this.now())
+      .catch(() => this.touched.delete(sid));
     callback?.();
   }
 

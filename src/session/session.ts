@@ -13,6 +13,8 @@ export interface SessionUser {
   sub: string;
   name?: string;
   email?: string;
+  /** The provider's session id (`sid` in the ID token): back-channel logout names it. */
+  providerSid?: string;
 }
 
 /**
@@ -72,7 +74,7 @@ export function createSessionMiddleware(
   return session({
     name: config.session.cookieName,
     secret: [...config.session.secrets],
-    store: new BackendStore(backend, cookie, lifetime),
+    store: new BackendStore(backend, cookie, lifetime, now),
     // Anonymous visitors get no session and no cookie; /login creates one.
     saveUninitialized: false,
     // Save only when the session changed: a signed-in page view writes nothing, and the idle

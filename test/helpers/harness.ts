@@ -9,6 +9,7 @@ import { LogCapture } from './logs.js';
 
 /** One request as the embedded provider saw it, after oidc-provider parsed it. */
 export interface ProviderRequest {
+  /** As the browser sent it: the embedded provider takes a POST to /session/end as its GET (see dev-provider.ts). */
   method: string;
   path: string;
   route: string | undefined;
@@ -94,7 +95,7 @@ export async function startHarness(
       await new Promise((r) => setTimeout(r, providerDelay.tokenAnswerMs));
     }
     providerRequests.push({
-      method: ctx.method,
+      method: (ctx.req as { codeflowOriginalMethod?: string }).codeflowOriginalMethod ?? ctx.method,
       path: ctx.path,
       route: ctx.oidc?.route,
       params: { ...(ctx.oidc?.params ?? {}) },

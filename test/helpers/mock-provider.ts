@@ -160,6 +160,21 @@ export interface MockProvider {
   revokedGrants: number;
   /** A new RSA key with a new kid; the JWKS then publishes only the new key. */
   rotateSigningKey(): Promise<void>;
+  /**
+   * A logout token (Back-Channel Logout 1.0 §2.4) signed like the ID tokens: `claims` are merged
+   * over iss, aud, iat (now), jti (random) and the back-channel logout event; a claim set to
+   * `undefined` is left out. `alg`, `otherKey` and `kid` tamper as {@link MockIdTokenTampering}
+   * does; `typ` defaults to `logout+jwt`, `null` omits it.
+   */
+  logoutToken(
+    claims: Record<string, unknown>,
+    options?: {
+      alg?: 'none' | 'HS256' | 'RS256';
+      otherKey?: boolean;
+      typ?: string | null;
+      kid?: string | null;
+    },
+  ): Promise<string>;
   /** Ends hanging and delayed requests, destroys every socket and stops listening. Idempotent. */
   close(): Promise<void>;
   /** Clears `requests` and `behaviour` (in place); keeps keys, issued tokens and their state. */
@@ -279,6 +294,23 @@ export async function startMockProvider(options: {
     rotateSigningKey: async () => {
       signingKey = await newSigningKey();
     },
+    logoutToken: (claims, options = {}) => {
+      const all: Record<string, unknown> = {
+        iss: issuer,
+        aud: mock.clientId,
+        iat: Math.floor(Date.now() / 1000),
+        jti: randomUUID(),
+        events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
+        ...claims,
+      };
+      for (const [name, value] of Object.entries(all)) if (value === undefined) delete all[name];
+      const typ = options.typ === null ? undefined : (options.typ ?? 'logout+jwt');
+      return signJwt(
+        all,
+        { alg: options.alg, kid: options.kid, signWithOtherKey: options.otherKey },
+        typ,
+      );
+    },
     close: () => (closing ??= close()),
     reset: () => {
       mock.requests.length = 0;
@@ -350,12 +382,21 @@ export async function startMockProvider(options: {
   }
 
   async function signIdToken(claims: Record<string, unknown>): Promise<string> {
-    const tampering = mock.behaviour.idToken ?? {};
+    return signJwt(claims, mock.behaviour.idToken ?? {});
+  }
+
+  /** Signs with the current key, or as `tampering` says; `typ` goes in the header when given. */
+  async function signJwt(
+    claims: Record<string, unknown>,
+    tampering: Pick<MockIdTokenTampering, 'alg' | 'kid' | 'signWithOtherKey'>,
+    typ?: string,
+  ): Promise<string> {
     const alg = tampering.alg ?? 'RS256';
-    const header: { alg: string; kid?: string } = { alg };
+    const header: { alg: string; kid?: string; typ?: string } = { alg };
     if (alg === 'RS256') header.kid = signingKey.kid;
     if (tampering.kid === null) delete header.kid;
     else if (tampering.kid !== undefined) header.kid = tampering.kid;
+    if (typ !== undefined) header.typ = typ;
 
     if (alg === 'none') return `${b64url(header)}.${b64url(claims)}.`;
     const jwt = new SignJWT(claims).setProtectedHeader(header);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, RESP_TYPES } from 'redis';
+import { startHarness, startSecondInstance, type Harness } from './harness.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -74,10 +75,13 @@ export async function startRedis(): Promise<TestRedis> {
       const out: Record<string, string> = {};
       for (const key of await client.keys('*')) {
         const name = key.toString();
+        const type = await client.type(key);
         const value =
-          (await client.type(key)) === 'hash'
+          type === 'hash'
             ? Object.entries(await client.hGetAll(key)).flat()
-            : [await client.get(key)];
+            : type === 'set'
+              ? await client.sMembers(key)
+              : [await client.get(key)];
         out[name] = value.map((v) => (v ?? '').toString('latin1')).join('\n');
       }
       await client.close();
@@ -87,5 +91,37 @@ export async function startRedis(): Promise<TestRedis> {
     start,
     freeze: () => child?.kill('SIGSTOP'),
     thaw: () => child?.kill('SIGCONT'),
+  };
+}
+
+export interface TwoInstances {
+  redis: TestRedis;
+  a: Harness;
+  b: Harness;
+  /** Closes B, then A, then stops Redis. */
+  close(): Promise<void>;
+}
+
+/**
+ * A throwaway Redis and two codeflow instances on it: A with the embedded provider, B behind A's
+ * public URL, talking to A's provider as an ordinary external issuer (startSecondInstance).
+ */
+export async function startTwoInstances(
+  envA: Record<string, string> = {},
+  envB: Record<string, string> = {},
+  optionsA: Parameters<typeof startHarness>[1] = {},
+): Promise<TwoInstances> {
+  const redis = await startRedis();
+  const a = await startHarness({ REDIS_URL: redis.url, ...envA }, optionsA);
+  const b = await startSecondInstance(a, envB);
+  return {
+    redis,
+    a,
+    b,
+    close: async () => {
+      await b.close();
+      await a.close();
+      await redis.stop();
+    },
   };
 }

@@ -85,3 +85,22 @@ export async function signIn(
   const response = await app.get(callbackUrl.pathname + callbackUrl.search);
   return { authorizationUrl, callbackUrl, response };
 }
+
+/** The sign-out page's form to the provider's end-session endpoint: where it posts, and what. */
+export function endSessionForm(html: string): { action: URL; fields: Record<string, string> } {
+  const form = /<form method="post" action="([^"]+)" id="end-session">([\s\S]*?)<\/form>/.exec(
+    html,
+  );
+  if (!form) throw new Error(`no end-session form in the page:\n${html.slice(0, 500)}`);
+  const fields: Record<string, string> = {};
+  for (const [, name, value] of form[2]!.matchAll(/name="([^"]+)" value="([^"]*)"/g))
+    fields[name!] = value!;
+  return { action: new URL(unescapeHtml(form[1]!)), fields };
+}
+
+function unescapeHtml(value: string): string {
+  return value
+    .replace(/&amp;/g, '&')
+    .replace(/&#34;|&quot;/g, '"')
+    .replace(/&#39;/g, "'");
+}

@@ -1,7 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, startSecondInstance, type Harness } from '../helpers/harness.js';
-import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js';
+import type { Harness } from '../helpers/harness.js';
+import {
+  redisAvailable,
+  startTwoInstances,
+  type TestRedis,
+  type TwoInstances,
+} from '../helpers/redis.js';
 import { authorizeAtProvider, startLogin } from '../helpers/sign-in.js';
 
 /**
@@ -9,25 +14,19 @@ import { authorizeAtProvider, startLogin } from '../helpers/sign-in.js';
  * starts, the other finishes.
  */
 describe.runIf(redisAvailable())('several instances on one Redis', () => {
+  let d: TwoInstances;
   let redis: TestRedis;
   let a: Harness;
   let b: Harness;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    a = await startHarness({
-      REDIS_URL: redis.url,
-      DEV_ACCESS_TOKEN_TTL: '2',
-      REFRESH_SKEW_SECONDS: '0',
-    });
     // Instance B talks to A's embedded provider as an ordinary external issuer.
-    b = await startSecondInstance(a, { REFRESH_SKEW_SECONDS: '0' });
+    ({ redis, a, b } = d = await startTwoInstances(
+      { DEV_ACCESS_TOKEN_TTL: '2', REFRESH_SKEW_SECONDS: '0' },
+      { REFRESH_SKEW_SECONDS: '0' },
+    ));
   });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    await redis?.stop();
-  });
+  afterAll(() => d?.close());
 
   const refreshGrants = () =>
     a.providerRequests.filter(
@@ -61,7 +60,8 @@ describe.runIf(redisAvailable())('several instances on one Redis', () => {
     const dump = await redis.dump();
     const keys = Object.keys(dump);
     expect(keys.length).toBeGreaterThan(0);
-    for (const key of keys) expect(key).toMatch(/^codeflow:(sess|tok|ended|refresh-lock):/);
+    for (const key of keys)
+      expect(key).toMatch(/^codeflow:(sess|tok|ended|refresh-lock|who|person|psid|rate:[a-z-]+):/);
     // The session holds who the person is; the tokens are in their own record, sealed.
     const sessions = keys.filter((k) => k.startsWith('codeflow:sess:'));
     const records = keys.filter((k) => k.startsWith('codeflow:tok:'));

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { memoryBackend, type MemoryBackend } from '../../src/session/memory-backend.js';
 import { redisBackend } from '../../src/session/redis-backend.js';
@@ -70,7 +70,7 @@ describe('sign-out while the provider cannot revoke', () => {
     const gaveUpBefore = h.runtime.revoker.stats().gaveUp;
 
     const started = performance.now();
-    await app.post('/logout').type('form').send({ _csrf: csrf }).expect(303);
+    await app.post('/logout').type('form').send({ _csrf: csrf }).expect(200);
     expect(performance.now() - started).toBeLessThan(1000);
     await app.get('/me').set('Accept', 'application/json').expect(401);
 
@@ -91,7 +91,7 @@ describe('sign-out while the provider cannot revoke', () => {
     const failedLogsBefore = logLines('token revocation failed').length;
 
     const started = performance.now();
-    await app.post('/logout').type('form').send({ _csrf: csrf }).expect(303);
+    await app.post('/logout').type('form').send({ _csrf: csrf }).expect(200);
     expect(performance.now() - started).toBeLessThan(1000);
     await app.get('/me').set('Accept', 'application/json').expect(401);
 
@@ -269,8 +269,8 @@ describe('a store error while re-reading the tokens under the refresh lock', () 
     const res = await app.get('/dashboard').expect(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(refreshGrants(h).length).toBe(before + 1);
-    await sleep(800);
-    expect(fault.failWrites).toBe(0);
+    // Retries every 250 ms: polled (bounded), not slept, so a loaded machine does not fail it.
+    await vi.waitFor(() => expect(fault.failWrites).toBe(0), { timeout: 5000, interval: 50 });
 
     // The record landed: the next page uses the new tokens, with no second refresh, and the old
     // (spent) refresh token was never offered again, so the provider revoked nothing.

@@ -158,7 +158,7 @@ describe('memoryBackend', () => {
     expect(await backend.getSession('sid')).toBeUndefined();
     expect(backend.bytesStored()).toBe(0);
     // Touching does not bring it back either.
-    await backend.touchSession('sid', 60_000);
+    await backend.touchSession('sid', 60_000, 1);
     expect(await backend.getSession('sid')).toBeUndefined();
     // Another session is unaffected.
     expect(await backend.setSession('other', '{}', 60_000)).toBe(true);
