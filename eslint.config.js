@@ -13,19 +13,20 @@ export default tseslint.config(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
-      // Only src/server.ts reads the environment (STYLE.md 1).
+      // Only the entry points (src/server.ts, src/check-provider.ts) read the environment (STYLE.md 1).
       'no-restricted-properties': [
         'error',
         {
           object: 'process',
           property: 'env',
-          message: 'Read configuration in src/server.ts only.',
+          message:
+            'Read configuration in an entry point (src/server.ts, src/check-provider.ts) only.',
         },
       ],
     },
   },
   {
-    files: ['src/server.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
+    files: ['src/server.ts', 'src/check-provider.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

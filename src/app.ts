@@ -200,7 +200,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/', pages.home);
   // HEAD must not start a sign-in (a link checker would fill the store): only GET does.
   app.head('/login', methodNotAllowed('GET'));
-  app.get('/login', signInLimit, auth.login);
+  app.get('/login', signInLimit, counted(auth.login, metrics));
   app.get('/callback', callbackLimit, counted(auth.callback, metrics));
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
@@ -232,14 +232,17 @@ const SIGN_OUT_KINDS: Record<EndReason, SignOutKind> = {
   'other-account': 'other_account',
 };
 
-/** The callback, with each sign-in counted by outcome and, for a failure, by its error kind. */
+/**
+ * A step of the sign-in (/login, /callback), with each sign-in counted by outcome and, for a
+ * failure at either step, by its error kind.
+ */
 function counted(
-  callback: (req: express.Request, res: express.Response) => Promise<void>,
+  step: (req: express.Request, res: express.Response) => Promise<void>,
   metrics: Metrics,
 ): express.RequestHandler {
   return async (req, res) => {
     try {
-      await callback(req, res);
+      await step(req, res);
       // A redirect to returnTo is a sign-in; the Back button onto a used callback is not counted.
       if (res.locals.signedIn) metrics.signIn('success', 'ok');
     } catch (err) {

@@ -13,6 +13,22 @@ export const ERROR_KINDS = {
   login_failed: { status: 400, title: 'Sign-in failed' },
   provider_error: { status: 502, title: 'The sign-in provider answered with an error' },
   provider_unavailable: { status: 503, title: 'The sign-in provider is unreachable' },
+  // What went wrong between codeflow and the provider, each told apart (operators act on them).
+  provider_credentials_refused: {
+    status: 502,
+    title: "The sign-in provider refused this application's credentials",
+  },
+  provider_issuer_mismatch: {
+    status: 502,
+    title: 'The sign-in provider is not the one configured',
+  },
+  provider_tls: { status: 502, title: "The sign-in provider's certificate is not trusted" },
+  provider_refused: { status: 503, title: 'The sign-in provider refused the connection' },
+  provider_timeout: { status: 504, title: 'The sign-in provider did not answer in time' },
+  provider_bad_response: {
+    status: 502,
+    title: 'The sign-in provider sent an answer that could not be read',
+  },
   store_unavailable: { status: 503, title: 'Sessions are unavailable for a moment' },
   session_expired: { status: 401, title: 'Your session has ended' },
   api_forbidden: { status: 403, title: 'The API refused: a permission is missing' },
@@ -35,6 +51,8 @@ export class AppError extends Error {
   readonly returnTo: string | undefined;
   /** Facts worth showing (label, value), such as the scopes granted and asked for. */
   readonly details: ReadonlyArray<readonly [string, string]>;
+  /** Facts for the operator, logged with the error and never shown (no secret may go here). */
+  readonly logFields: Readonly<Record<string, unknown>>;
   constructor(
     readonly kind: ErrorKind,
     readonly userMessage: string,
@@ -44,6 +62,7 @@ export class AppError extends Error {
       retryAfterSeconds?: number;
       returnTo?: string;
       details?: ReadonlyArray<readonly [string, string]>;
+      logFields?: Record<string, unknown>;
     } = {},
   ) {
     super(`${kind}: ${userMessage}`, { cause: options.cause });
@@ -53,6 +72,7 @@ export class AppError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.returnTo = options.returnTo;
     this.details = options.details ?? [];
+    this.logFields = options.logFields ?? {};
   }
 }
 
@@ -105,7 +125,10 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const error = toAppError(err);
   const correlationId = String(req.id ?? '');
   const level = error.status >= 500 ? 'error' : 'warn';
-  req.log[level]({ err: error.cause ?? error, kind: error.kind, correlationId }, error.title);
+  req.log[level](
+    { err: error.cause ?? error, kind: error.kind, ...error.logFields, correlationId },
+    error.title,
+  );
 
   if (res.headersSent) return;
   res.status(error.status);

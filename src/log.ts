@@ -57,8 +57,14 @@ export function serializeError(err: unknown): Record<string, unknown> {
     ...(e.error !== undefined && { error: e.error }),
     ...(e.status !== undefined && { status: e.status }),
     ...(e.kind !== undefined && { kind: e.kind }),
+    // The cause's message names what failed (`unexpected JWT "aud" (audience) claim value`), never
+    // the values: those stay in its own cause, which is not logged.
     ...(e.cause instanceof Error && {
-      cause: { type: e.cause.name, code: (e.cause as { code?: unknown }).code },
+      cause: {
+        type: e.cause.name,
+        code: (e.cause as { code?: unknown }).code,
+        message: e.cause.message,
+      },
     }),
   };
 }

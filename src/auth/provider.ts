@@ -3,6 +3,8 @@ import { isLoopbackHost } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timedFetch, type Metrics, type ProviderEndpoint } from '../metrics.js';
+import { providerTrouble } from './oauth-errors.js';
+import { checkProvider, type ProviderCheck, type Wants } from './provider-check.js';
 
 export interface ProviderOptions {
   issuer: URL;
@@ -16,11 +18,19 @@ export interface ProviderOptions {
   fetch?: client.CustomFetch;
   /** Every outbound call (this provider's endpoints, and the API) is timed into it. */
   metrics?: Metrics;
+  /** What codeflow will ask of the provider, for the provider check; default: the defaults. */
+  wants?: Partial<Omit<Wants, 'issuer'>>;
   /** Milliseconds since the epoch. */
   now?: () => number;
 }
 
 export type ProviderState = 'pending' | 'ready' | 'unreachable';
+
+/** Why the provider cannot be used: the error kind, and what the operator needs (no secret). */
+export interface ProviderProblem {
+  kind: string;
+  [fact: string]: unknown;
+}
 
 export interface Provider {
   /**
@@ -36,7 +46,14 @@ export interface Provider {
    * @throws {AppError} provider_unavailable while the provider cannot be discovered.
    */
   forTokenRequest(): Promise<client.Configuration>;
-  status(): { state: ProviderState; issuer: string };
+  /** `problem`: why the last discovery failed (an error kind, and facts for the operator). */
+  status(): {
+    state: ProviderState;
+    issuer: string;
+    problem?: ProviderProblem;
+    /** The provider check of the metadata last discovered (see provider-check.ts). */
+    check?: ProviderCheck;
+  };
 }
 
 /** The metadata fields of the endpoints codeflow calls, and their names in the metrics. */
@@ -97,6 +114,15 @@ export function createProvider(options: ProviderOptions): Provider {
   let inFlight: Promise<client.ServerMetadata> | undefined;
   let failures = 0;
   let retryAt = 0;
+  let lastFailure: AppError | undefined;
+  let check: ProviderCheck | undefined;
+  const wants: Wants = {
+    issuer: options.issuer.href,
+    idTokenAlg: options.idTokenAlg,
+    clientAuthMethod: 'client_secret_basic',
+    scopes: 'openid',
+    ...options.wants,
+  };
   let jwksCache: client.ExportedJWKSCache | undefined;
   let lastKidRefetch = 0;
 
@@ -123,18 +149,30 @@ export function createProvider(options: ProviderOptions): Provider {
         metadata = discovered;
         discoveredAt = now();
         failures = 0;
+        lastFailure = undefined;
+        const first = check === undefined;
+        check = checkProvider(discovered, wants);
         options.logger.info({ issuer: options.issuer.href }, 'provider discovered');
+        // Once, at the first discovery: what works and what does not with this provider.
+        if (first) logCheck(options.logger, options.issuer.href, check);
         return discovered;
       })
       .catch((err: unknown) => {
         failures += 1;
         const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
         retryAt = now() + delay;
+        lastFailure = unavailable(delay, err);
         options.logger.warn(
-          { err, issuer: options.issuer.href, retryInMs: delay },
+          {
+            err,
+            kind: lastFailure.kind,
+            ...lastFailure.logFields,
+            issuer: options.issuer.href,
+            retryInMs: delay,
+          },
           'provider discovery failed',
         );
-        throw unavailable(delay, err);
+        throw lastFailure;
       })
       .finally(() => {
         inFlight = undefined;
@@ -183,7 +221,7 @@ export function createProvider(options: ProviderOptions): Provider {
         rediscover().catch(() => undefined);
       return metadata;
     }
-    if (now() < retryAt) throw unavailable(retryAt - now());
+    if (now() < retryAt) throw unavailable(retryAt - now(), lastFailure?.cause);
     return rediscover();
   }
 
@@ -197,15 +235,33 @@ export function createProvider(options: ProviderOptions): Provider {
     forTokenRequest: async () => forUse(await current()),
     status() {
       const state: ProviderState = metadata ? 'ready' : failures > 0 ? 'unreachable' : 'pending';
-      return { state, issuer: options.issuer.href };
+      const problem = !metadata &&
+        lastFailure && { kind: lastFailure.kind, ...lastFailure.logFields };
+      return {
+        state,
+        issuer: options.issuer.href,
+        ...(problem && { problem }),
+        ...(check && { check }),
+      };
     },
   };
 }
 
+function logCheck(logger: Logger, issuer: string, check: ProviderCheck): void {
+  const gaps = check.findings.filter((f) => f.level !== 'ok');
+  const fields = { issuer, verdict: check.verdict, gaps: gaps.map((f) => `${f.topic}: ${f.says}`) };
+  if (check.verdict === 'fail') logger.error(fields, 'provider check failed');
+  else if (gaps.length > 0) logger.warn(fields, 'provider check: works, with gaps');
+  else logger.info(fields, 'provider check: all that codeflow needs');
+}
+
+/** Discovery failed: what went wrong (providerTrouble), answered with the time of the next try. */
 function unavailable(retryInMs: number, cause?: unknown): AppError {
-  return new AppError('provider_unavailable', 'Please try again in a minute.', {
+  const trouble = providerTrouble(cause);
+  return new AppError(trouble?.kind ?? 'provider_unavailable', 'Please try again in a minute.', {
     cause,
     retryAfterSeconds: Math.max(1, Math.ceil(retryInMs / 1000)),
+    logFields: trouble?.logFields,
   });
 }
 

@@ -61,16 +61,13 @@ export function needsRefresh(
 }
 
 /**
- * True when a refresh failure means the grant is gone and only a new sign-in helps.
- * Network errors, timeouts and 5xx are transient: the session must survive them.
+ * True when a refresh failure means the grant is gone and only a new sign-in helps: invalid_grant.
+ * Network errors, timeouts and 5xx are transient: the session must survive them. So must
+ * invalid_client and unauthorized_client: they are about this application's credentials or
+ * registration, which an operator fixes; signing everyone out would not.
  */
 export function isFatalRefreshError(err: unknown): boolean {
-  return (
-    err instanceof client.ResponseBodyError &&
-    (err.error === 'invalid_grant' ||
-      err.error === 'invalid_client' ||
-      err.error === 'unauthorized_client')
-  );
+  return err instanceof client.ResponseBodyError && err.error === 'invalid_grant';
 }
 
 /** What the dashboard may show about the tokens: times and flags, never a token value. */

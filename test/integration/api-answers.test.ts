@@ -154,20 +154,23 @@ describe('the token endpoint answers a refresh', () => {
   });
 
   it.each([
-    ['a 500 HTML page', 'server_error_html' as const],
-    ['temporarily_unavailable', 'temporarily_unavailable' as const],
-    ['no answer (timeout)', 'hang' as const],
-  ])('%s: a 503 page, and the session survives to refresh later', async (_name, outcome) => {
-    const app = await expired();
-    h.mock.behaviour.refreshToken = outcome;
-    const from = mark();
-    const page = await app.get('/dashboard').expect(503);
-    expect(page.text).toContain('The sign-in provider is unreachable');
-    expect(received(h, '/token', from)).toHaveLength(1); // never retried blindly
-    await app.get('/me').set('Accept', 'application/json').expect(200);
-    h.mock.behaviour.refreshToken = 'ok';
-    await app.get('/dashboard').expect(200);
-  });
+    ['a 500 HTML page', 'server_error_html' as const, 502, 'answered with an error'],
+    ['temporarily_unavailable', 'temporarily_unavailable' as const, 503, 'is unreachable'],
+    ['no answer (timeout)', 'hang' as const, 504, 'did not answer in time'],
+  ])(
+    '%s: a page that says so, and the session survives to refresh later',
+    async (_name, outcome, status, says) => {
+      const app = await expired();
+      h.mock.behaviour.refreshToken = outcome;
+      const from = mark();
+      const page = await app.get('/dashboard').expect(status);
+      expect(page.text).toContain(`The sign-in provider ${says}`);
+      expect(received(h, '/token', from)).toHaveLength(1); // never retried blindly
+      await app.get('/me').set('Accept', 'application/json').expect(200);
+      h.mock.behaviour.refreshToken = 'ok';
+      await app.get('/dashboard').expect(200);
+    },
+  );
 
   it('an ID token for another sub: the session ends and the API is not called with the new token', async () => {
     const app = await expired();

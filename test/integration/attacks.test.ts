@@ -290,14 +290,14 @@ const attacks: Attack[] = [
     name: 'token endpoint answers 500 with an HTML page',
     behaviour: () => ({ token: 'server_error_html' }),
     status: 502,
-    message: 'could not read',
+    message: 'had a problem',
     tokenRequests: 1,
   },
   {
     name: 'token endpoint never answers',
     behaviour: () => ({ token: 'hang' }),
-    status: 503,
-    message: 'did not answer',
+    status: 504,
+    message: 'did not answer in time',
     tokenRequests: 1,
   },
   {
@@ -490,7 +490,8 @@ describe('a provider that cannot be discovered', () => {
     const mismatch = await startMockHarness();
     try {
       mismatch.mock.behaviour.metadata = { issuer: 'https://evil.example' };
-      const res = await mismatch.app().get('/login').expect(503);
+      const res = await mismatch.app().get('/login').expect(502);
+      expect(res.text).toContain('The sign-in provider is not the one configured');
       expect(res.headers.location).toBeUndefined();
       expect(mismatch.logs.text()).toContain('provider discovery failed');
     } finally {

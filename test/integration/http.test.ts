@@ -141,7 +141,7 @@ describe('when the provider is unreachable', () => {
 
   it('answers /login with a 503 page and Retry-After, and keeps serving everything else', async () => {
     const res = await down.app().get('/login').expect(503);
-    expect(res.text).toContain('The sign-in provider is unreachable');
+    expect(res.text).toContain('The sign-in provider refused the connection');
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
     await down.app().get('/').expect(200);
     await down.app().get('/healthz').expect(200);

@@ -70,8 +70,9 @@ describe('isFatalRefreshError', () => {
       responseBodyError('invalid_grant'),
       true,
     ],
-    ['invalid_client (credentials rotated)', responseBodyError('invalid_client', 401), true],
-    ['unauthorized_client', responseBodyError('unauthorized_client'), true],
+    // The application's credentials or registration: an operator fixes them; nobody is signed out.
+    ['invalid_client (credentials rotated)', responseBodyError('invalid_client', 401), false],
+    ['unauthorized_client', responseBodyError('unauthorized_client'), false],
     ['temporarily_unavailable', responseBodyError('temporarily_unavailable', 503), false],
     ['server_error', responseBodyError('server_error', 500), false],
     ['a network failure', new TypeError('fetch failed'), false],
