@@ -7,6 +7,13 @@ export interface Config {
   readonly nodeEnv: string;
   readonly isProduction: boolean;
   readonly port: number;
+  /**
+   * Listen address of the app and of the embedded provider. In production, by default every
+   * interface (Node's default, `::` and with it IPv4), what a reverse proxy or a container's port
+   * mapping needs. In development, by default 127.0.0.1: nothing beyond this machine reaches a
+   * work in progress, nor the embedded provider, whose demo accounts have published passwords.
+   */
+  readonly host: string | undefined;
   /** Public URL of the app; the redirect URI is derived from it, never from request headers. */
   readonly appBaseUrl: URL;
   readonly redirectUri: URL;
@@ -76,9 +83,24 @@ const optionalPort = z.preprocess(
   z.coerce.number().int().min(0).max(65535).optional(),
 );
 
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const schema = z.object({
   NODE_ENV: z.preprocess(blankToUndefined, z.string().default('development')),
   PORT: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(65535).default(3000)),
+  HOST: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .trim()
+      .refine(
+        (host) => isIP(host) !== 0 || HOST_NAME.test(host),
+        'not an IP address or a host name (e.g. 127.0.0.1, ::, localhost; IPv6 without brackets)',
+      )
+      .optional(),
+  ),
   APP_BASE_URL: optionalString,
   OIDC_ISSUER: optionalString,
   DEV_PROVIDER_PORT: optionalPort,
@@ -231,6 +253,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     nodeEnv: e.NODE_ENV,
     isProduction,
     port: e.PORT,
+    host: e.HOST ?? (isProduction ? undefined : '127.0.0.1'),
     appBaseUrl: new URL(base),
     redirectUri: new URL('/callback', base),
     postLogoutRedirectUri: new URL('/', base),

@@ -53,7 +53,13 @@ export interface MetricsOptions {
   /** Read on each scrape as codeflow_sessions_active; undefined leaves the sample out. */
   sessionsActive?: () => number | undefined;
   /** The revoker's running totals, read on each scrape. */
-  revocations?: () => { revoked: number; failedAttempts: number; gaveUp: number };
+  revocations?: () => {
+    revoked: number;
+    failedAttempts: number;
+    gaveUp: number;
+    /** Sign-outs whose tokens could not be revoked: the provider has no revocation endpoint. */
+    unsupported?: number;
+  };
 }
 
 /** A fresh registry with codeflow's metrics; each app gets its own, so tests can build many. */
@@ -89,7 +95,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   new Counter({
     name: 'codeflow_token_revocations_total',
-    help: 'Token revocations at the provider: revoked, attempts that failed, and tokens given up on.',
+    help: 'Token revocations at the provider: revoked, attempts that failed, tokens given up on, and sign-outs the provider cannot revoke (no endpoint).',
     labelNames: ['outcome'] as const,
     registers,
     // The revoker keeps the totals; a scrape copies them in (a counter cannot be set, so reset and add).
@@ -99,6 +105,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       this.inc({ outcome: 'revoked' }, totals.revoked);
       this.inc({ outcome: 'failed_attempt' }, totals.failedAttempts);
       this.inc({ outcome: 'gave_up' }, totals.gaveUp);
+      this.inc({ outcome: 'unsupported' }, totals.unsupported ?? 0);
     },
   });
   const providerDuration = new Histogram({

@@ -29,6 +29,7 @@ export interface RuntimeOptions {
   isShuttingDown?: () => boolean;
   /** Epoch seconds; tests move time. */
   now?: () => number;
+  /** The embedded provider's listen address; default: HOST, as the app's. */
   devProviderListenHost?: string;
   /** Host name in the embedded provider's issuer; default: the app's host name. */
   devProviderHostname?: string;
@@ -54,7 +55,7 @@ export async function createRuntime(
     devProvider = await startDevProvider({
       port: config.devProvider.port,
       hostname: options.devProviderHostname ?? config.appBaseUrl.hostname,
-      listenHost: options.devProviderListenHost,
+      listenHost: options.devProviderListenHost ?? config.host,
       middleware: options.devProviderMiddleware,
       accessTokenTtlSeconds: config.devProvider.accessTokenTtlSeconds,
       client: {
@@ -90,6 +91,7 @@ export async function createRuntime(
     timeoutMs: config.httpTimeoutMs,
     logger,
     metrics,
+    wants: { scopes: config.oidc.scopes },
   });
   const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);
   const app = createApp({

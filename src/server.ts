@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig } from './config.js';
 import { pino } from 'pino';
 import { createLogger, type Logger } from './log.js';
@@ -34,7 +35,8 @@ async function main(): Promise<void> {
   try {
     runtime = await createRuntime(config, logger, { isShuttingDown: () => shuttingDown });
   } catch (err) {
-    return cannotStart(logger, err); // e.g. the embedded provider's port is taken
+    // Only the embedded provider listens before the app does: a taken port here is its own.
+    return cannotStart(logger, err, 'DEV_PROVIDER_PORT');
   }
   const server = createServer();
   // Keep-alive clients (browsers, load balancers) hold idle sockets open, and server.close() waits
@@ -51,11 +53,18 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  server.once('error', (err) => cannotStart(logger, err));
-  server.listen(config.port, () => {
+  server.once('error', (err) => cannotStart(logger, err, 'PORT'));
+  // HOST undefined: every interface, as Node does without a host.
+  server.listen(config.port, config.host, () => {
+    const bound = server.address() as AddressInfo;
     logger.info(
-      { url: runtime.config.appBaseUrl.href, issuer: runtime.config.oidc.issuer?.href },
-      `codeflow listening on ${runtime.config.appBaseUrl.href}`,
+      {
+        url: runtime.config.appBaseUrl.href,
+        issuer: runtime.config.oidc.issuer?.href,
+        host: bound.address,
+        port: bound.port,
+      },
+      `codeflow listening on ${runtime.config.appBaseUrl.href} (bound to ${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port})`,
     );
   });
 
@@ -82,17 +91,29 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 }
 
-/** One line saying why the process cannot start (never a stack trace), then exit code 1. */
-function cannotStart(logger: Logger, err: unknown): void {
-  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+/**
+ * One line saying why the process cannot start (never a stack trace), then exit code 1.
+ * `portVariable` names the setting of the listener that failed: the app's, or the embedded provider's.
+ */
+function cannotStart(
+  logger: Logger,
+  err: unknown,
+  portVariable: 'PORT' | 'DEV_PROVIDER_PORT',
+): void {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string };
   const anywhere = e.address === undefined || e.address === '::' || e.address === '0.0.0.0';
-  const where = `port ${e.port ?? '?'}${anywhere ? '' : ` on ${e.address}`}`;
+  const whose = portVariable === 'PORT' ? 'port' : "the embedded provider's port";
+  const where = `${whose} ${e.port ?? '?'}${anywhere ? '' : ` on ${e.address}`}`;
   const reason =
     e.code === 'EADDRINUSE'
-      ? `${where} is already in use: stop what listens there, or set another PORT (DEV_PROVIDER_PORT for the embedded provider)`
+      ? `${where} is already in use: stop what listens there, or set another ${portVariable}`
       : e.code === 'EACCES'
-        ? `${where} may not be opened by this user: choose a port above 1023`
-        : String(e.message);
+        ? `${where} may not be opened by this user: set ${portVariable} above 1023`
+        : e.code === 'EADDRNOTAVAIL'
+          ? `HOST ${e.address ?? '?'} is not an address of this machine`
+          : e.syscall === 'getaddrinfo'
+            ? `HOST ${e.hostname ?? '?'} does not resolve (${e.code ?? 'lookup failed'})`
+            : String(e.message);
   logger.fatal({ errorCode: e.code }, `codeflow cannot start: ${reason}`);
   logger.flush(() => process.exit(1));
 }

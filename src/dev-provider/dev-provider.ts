@@ -15,7 +15,7 @@ export interface DevProviderOptions {
   port: number;
   /** Host in the issuer URL; the provider is its own origin, like a real one. */
   hostname: string;
-  /** Listen address; undefined: all interfaces. */
+  /** Listen address (HOST; loopback by default); undefined: all interfaces. */
   listenHost?: string;
   client: {
     clientId: string;
@@ -81,6 +81,9 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
 
   app.set('view engine', 'ejs');
   app.set('views', viewsDir);
+  // First, so every page has them: the interaction routes' and oidc-provider's own (Koa writes
+  // to the same response, and keeps headers already set).
+  app.use(refuseFraming);
   app.use('/static', express.static(publicDir, { index: false }));
   app.get('/api/me', demoApi(provider));
   app.use('/interaction', interactionRoutes(provider));
@@ -91,7 +94,10 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   );
   app.use(provider.callback());
 
-  options.logger.info({ issuer: issuer.href }, 'embedded development provider started');
+  options.logger.info(
+    { issuer: issuer.href, host: (server.address() as AddressInfo).address, port },
+    'embedded development provider started',
+  );
   return {
     issuer,
     apiUrl: new URL('/api/me', issuer),
@@ -221,6 +227,20 @@ function fetchAllowing(trusted: string | undefined): NonNullable<Configuration['
     return fetch(input, rest);
   };
 }
+
+/**
+ * The provider's pages (sign-in, consent, sign-out, errors) are never shown inside another site's
+ * frame: a page that frames them could overlay its own buttons and have the person consent or
+ * sign out unawares (clickjacking). CSP `frame-ancestors` for current browsers, X-Frame-Options for
+ * older ones. Only `frame-ancestors`: a fuller policy (script-src) would block the inline script
+ * of oidc-provider's form_post page. Its web_message mode, which must be framed, removes both
+ * itself; it is not enabled here.
+ */
+const refuseFraming: RequestHandler = (_req, res, next) => {
+  res.set('Content-Security-Policy', "frame-ancestors 'none'");
+  res.set('X-Frame-Options', 'DENY');
+  next();
+};
 
 /**
  * RP-Initiated Logout 1.0 §2 lets the client send its logout request by POST, so the ID token in

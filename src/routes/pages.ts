@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { fetchApiForSession, type SessionApiDeps } from '../api/session-api.js';
 import { refreshTokens } from '../auth/access-token.js';
 import { tokenStatus } from '../auth/tokens.js';
+import { canRevoke } from '../tokens/revocation.js';
 
 export interface PageDeps extends SessionApiDeps {
   csrfToken: (req: Request) => string;
@@ -14,13 +15,19 @@ export function createPages(deps: PageDeps) {
     res.render('home', { user, csrfToken: user ? deps.csrfToken(req) : undefined });
   }
 
-  /** The person, their token status and what the API says, using a fresh access token. */
+  /**
+   * The person, their token status and what the API says, using a fresh access token; and,
+   * when the provider cannot revoke, that sign-out leaves the refresh token valid there.
+   */
   async function dashboard(req: Request, res: Response): Promise<void> {
     const { record, api } = await fetchApiForSession(req, deps);
+    // Discovered already by the call above: no request to the provider.
+    const oidc = await deps.provider.getConfiguration();
     res.render('dashboard', {
       user: req.session.user,
       tokens: tokenStatus(record.tokens, deps.now()),
       refresh: record.refreshes,
+      revocable: canRevoke(oidc),
       api: api?.response,
       apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),

@@ -8,8 +8,17 @@ import type { Logger } from '../log.js';
 export interface Revoker {
   /** Revokes the refresh token (or, without one, the access token) in the background. */
   revokeLater(tokens: StoredTokens, log: Logger): void;
-  /** Counts since start: revoked, failed attempts, and revocations given up after every retry. */
-  stats(): { revoked: number; failedAttempts: number; gaveUp: number; pending: number };
+  /**
+   * Counts since start: revoked, failed attempts, revocations given up after every retry, and
+   * sign-outs whose tokens could not be revoked because the provider has no revocation endpoint.
+   */
+  stats(): {
+    revoked: number;
+    failedAttempts: number;
+    gaveUp: number;
+    unsupported: number;
+    pending: number;
+  };
   /** Resolves when no revocation is pending, or after `maxMs` (shutdown, tests). */
   settle(maxMs: number): Promise<void>;
 }
@@ -17,12 +26,30 @@ export interface Revoker {
 /** Waits before each retry: a failed revocation is tried four times in all, within about 7 s plus timeouts. */
 export const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
 
+/** Said once per process, the first time a sign-out finds the provider cannot revoke. */
+export const NO_REVOCATION_ENDPOINT =
+  'the provider has no revocation endpoint: sign-out cannot revoke refresh tokens, which stay valid at the provider until they expire';
+
+/** Whether the provider's metadata names a revocation endpoint (RFC 7009, RFC 8414 §2). */
+export function canRevoke(oidc: client.Configuration): boolean {
+  return Boolean(oidc.serverMetadata().revocation_endpoint);
+}
+
 export function createRevoker(
   provider: Provider,
   retryDelaysMs: readonly number[] = DEFAULT_RETRY_DELAYS_MS,
 ): Revoker {
-  const counts = { revoked: 0, failedAttempts: 0, gaveUp: 0 };
+  const counts = { revoked: 0, failedAttempts: 0, gaveUp: 0, unsupported: 0 };
   const pending = new Set<Promise<void>>();
+  let saidUnsupported = false;
+
+  /** Nothing to try: counted, and said once, not at every sign-out. */
+  function unsupported(log: Logger): void {
+    counts.unsupported += 1;
+    if (saidUnsupported) return;
+    saidUnsupported = true;
+    log.warn(NO_REVOCATION_ENDPOINT);
+  }
 
   async function revoke(tokens: StoredTokens, log: Logger): Promise<void> {
     // Revoking the refresh token ends the grant, and with it (RFC 7009 §2.1) its access tokens.
@@ -32,7 +59,7 @@ export function createRevoker(
     for (let attempt = 1; attempt <= retryDelaysMs.length + 1; attempt++) {
       try {
         const oidc = await provider.getConfiguration();
-        if (!oidc.serverMetadata().revocation_endpoint) return;
+        if (!canRevoke(oidc)) return unsupported(log);
         await client.tokenRevocation(oidc, token, { token_type_hint: tokenKind });
         counts.revoked += 1;
         return;

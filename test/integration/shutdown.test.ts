@@ -1,11 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { Agent, get } from 'node:http';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { Agent } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import supertest from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
+import {
+  SESSION_SECRET,
+  START_TIMEOUT_MS,
+  freePort,
+  getOnNewConnection,
+  logLines,
+  spawnServer,
+  waitForStdout,
+  within,
+  type ServerProcess,
+} from '../helpers/server-process.js';
 
 /**
  * The real process (src/server.ts) as a container orchestrator runs it: started with its
@@ -13,21 +22,10 @@ import { startMockProvider, type MockProvider } from '../helpers/mock-provider.j
  * never sees server.ts, its signal handlers or its exit code.
  */
 
-const SESSION_SECRET = 'shutdown-test-session-secret-0123456789abcdef';
-const START_TIMEOUT_MS = 15_000;
-/** The repository this file is in: `src/server.ts` and `--import tsx` below resolve against it. */
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface RunningApp {
-  child: ChildProcess;
-  pid: number;
+interface RunningApp extends ServerProcess {
   port: number;
   baseUrl: string;
   mock: MockProvider;
-  stdout: () => string;
-  stderr: () => string;
-  /** Settles once, when the process exits, with its code and signal and when it happened. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
 const started: RunningApp[] = [];
@@ -37,69 +35,12 @@ const sockets: Socket[] = [];
 afterAll(async () => {
   for (const app of started) {
     // Still running after a failed test: stop it by its PID, hard.
-    if (app.child.exitCode === null && app.child.signalCode === null) {
-      process.kill(app.pid, 'SIGKILL');
-      await within(app.exited, 5_000, 'the child to die after SIGKILL').catch(() => undefined);
-    }
+    await app.kill();
     await app.mock.close();
   }
   for (const agent of agents) agent.destroy();
   for (const socket of sockets) socket.destroy();
 });
-
-/** Rejects with a readable message when `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
-/** Resolves when `text` has appeared in the child's stdout; rejects if it exits first. */
-async function waitForStdout(app: RunningApp, text: string, ms: number): Promise<void> {
-  const seen = new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (!app.stdout().includes(text)) return;
-      app.child.stdout!.off('data', check);
-      resolve();
-    };
-    app.child.stdout!.on('data', check);
-    app.exited.then(
-      () => reject(new Error(`exited before printing "${text}":\n${app.stdout()}${app.stderr()}`)),
-      reject,
-    );
-    check();
-  });
-  await within(seen, ms, `"${text}" on stdout`);
-}
-
-/** `src/server.ts` as a real process, with only `env` (and PATH) in its environment. */
-function spawnServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, SESSION_SECRET, ...env },
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  return { child, stdout: () => out, stderr: () => err };
-}
 
 async function startApp(): Promise<RunningApp> {
   const port = await freePort();
@@ -108,29 +49,19 @@ async function startApp(): Promise<RunningApp> {
     redirectUri: `${baseUrl}/callback`,
     postLogoutRedirectUri: `${baseUrl}/`,
   });
-  const { child, stdout, stderr } = spawnServer({
-    PORT: String(port),
-    APP_BASE_URL: baseUrl,
-    OIDC_ISSUER: mock.issuer,
-    OIDC_CLIENT_ID: mock.clientId,
-    OIDC_CLIENT_SECRET: mock.clientSecret,
-    API_URL: mock.apiUrl,
-    LOG_LEVEL: 'info',
-  });
-  const exited = once(child, 'exit').then(([code, signal]) => ({
-    code: code as number | null,
-    signal: signal as NodeJS.Signals | null,
-    at: Date.now(),
-  }));
   const app: RunningApp = {
-    child,
-    pid: child.pid!,
+    ...spawnServer({
+      PORT: String(port),
+      APP_BASE_URL: baseUrl,
+      OIDC_ISSUER: mock.issuer,
+      OIDC_CLIENT_ID: mock.clientId,
+      OIDC_CLIENT_SECRET: mock.clientSecret,
+      API_URL: mock.apiUrl,
+      LOG_LEVEL: 'info',
+    }),
     port,
     baseUrl,
     mock,
-    stdout,
-    stderr,
-    exited,
   };
   started.push(app);
   await waitForStdout(app, 'codeflow listening', START_TIMEOUT_MS);
@@ -147,26 +78,6 @@ function keepAliveAgent(): Agent {
   const agent = new Agent({ keepAlive: true });
   agents.push(agent);
   return agent;
-}
-
-/** GET over a brand-new connection: its status, or the connection error's code. */
-function getOnNewConnection(url: string): Promise<{ status?: number; error?: string }> {
-  return new Promise((resolve) => {
-    const req = get(url, { agent: false, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
-  });
-}
-
-function logLines(app: RunningApp): Array<Record<string, unknown>> {
-  return app
-    .stdout()
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /** Polls (bounded) until `condition` holds. */
@@ -293,37 +204,4 @@ describe('graceful shutdown of the real process', () => {
     expect(exit.at - sigtermAt).toBeLessThan(5_000);
     expect(logLines(app).map((l) => l.msg)).toContain('shut down');
   }, 45_000);
-});
-
-describe('a start that cannot happen', () => {
-  it('exits 1 with one log line naming the taken port, and no stack trace', async () => {
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const { port } = blocker.address() as AddressInfo;
-    const { child, stdout, stderr } = spawnServer({
-      PORT: String(port),
-      OIDC_ISSUER: 'http://127.0.0.1:9',
-      OIDC_CLIENT_ID: 'codeflow',
-      OIDC_CLIENT_SECRET: 'not-used-here',
-    });
-    try {
-      const [code] = (await within(once(child, 'exit'), START_TIMEOUT_MS, 'exit')) as [number];
-
-      expect(code).toBe(1);
-      const fatal = stdout()
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as { level: number; msg: string })
-        .filter((line) => line.level >= 50);
-      expect(fatal).toHaveLength(1);
-      expect(fatal[0]!.msg).toBe(
-        `codeflow cannot start: port ${port} is already in use: stop what listens there, or set another PORT (DEV_PROVIDER_PORT for the embedded provider)`,
-      );
-      expect(stdout() + stderr()).not.toMatch(/^\s+at /m);
-    } finally {
-      // Stopped by its PID if it did not exit by itself.
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await new Promise<void>((resolve) => blocker.close(() => resolve()));
-    }
-  });
 });

@@ -175,6 +175,55 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('listens on loopback only in development, and on every interface in production', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ ...real, SESSION_SECRET: secret }).host).toBe('127.0.0.1');
+    expect(
+      loadConfig({ ...real, NODE_ENV: 'production', SESSION_SECRET: secret }).host,
+    ).toBeUndefined();
+    expect(loadConfig({ HOST: ' ' }).host).toBe('127.0.0.1');
+  });
+
+  it.each([
+    '127.0.0.1',
+    '0.0.0.0',
+    '::',
+    '::1',
+    'fd00::2',
+    'localhost',
+    'app-1.internal',
+    'Host.Example.COM',
+  ])('accepts HOST=%j as given', (host) => {
+    expect(loadConfig({ HOST: host }).host).toBe(host);
+    expect(loadConfig({ ...real, HOST: host }).host).toBe(host);
+  });
+
+  it.each([
+    '[::1]',
+    '127.0.0.1:3000',
+    'http://localhost',
+    '-bad.example',
+    'under_score',
+    'a..b',
+    'x'.repeat(64),
+  ])('refuses HOST=%j, which is neither an IP address nor a host name', (host) => {
+    expect(problems({ HOST: host })).toEqual([
+      'HOST: not an IP address or a host name (e.g. 127.0.0.1, ::, localhost; IPv6 without brackets)',
+    ]);
+  });
+
+  it('reports a bad HOST together with the other problems', () => {
+    const found = problems({ HOST: '[::1]', PORT: 'eighty', TRUST_PROXY: 'true' });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^HOST: /),
+        expect.stringMatching(/^PORT: /),
+        expect.stringMatching(/^TRUST_PROXY: /),
+      ]),
+    );
+    expect(found).toHaveLength(3);
+  });
+
   it('accepts a METRICS_TOKEN of 16 characters or more, and leaves it unset when blank', () => {
     expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(16) }).metricsToken).toBe('m'.repeat(16));
     expect(loadConfig({}).metricsToken).toBeUndefined();

@@ -70,13 +70,14 @@ describe('createMetrics', () => {
   });
 
   it("reads the revoker's totals on every scrape, as a counter", async () => {
-    const totals = { revoked: 4, failedAttempts: 2, gaveUp: 1 };
+    const totals = { revoked: 4, failedAttempts: 2, gaveUp: 1, unsupported: 3 };
     const metrics = createMetrics({ defaultMetrics: false, revocations: () => totals });
     let lines = await scrape(metrics);
     expect(lines).toContain('# TYPE codeflow_token_revocations_total counter');
     expect(lines).toContain('codeflow_token_revocations_total{outcome="revoked"} 4');
     expect(lines).toContain('codeflow_token_revocations_total{outcome="failed_attempt"} 2');
     expect(lines).toContain('codeflow_token_revocations_total{outcome="gave_up"} 1');
+    expect(lines).toContain('codeflow_token_revocations_total{outcome="unsupported"} 3');
 
     totals.revoked = 9;
     lines = await scrape(metrics);
