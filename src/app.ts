@@ -5,6 +5,7 @@ import express from 'express';
 import helmet from 'helmet';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
 import { createBackchannelLogout } from './auth/backchannel-logout.js';
+import type { ClientKey } from './auth/client-key.js';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
 import type { Config } from './config.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   revoker?: Revoker;
   /** Counters and timings for /metrics; default: a registry of the app's own, without process metrics. */
   metrics?: Metrics;
+  /** codeflow's own key (private_key_jwt): its public half is served at /.well-known/jwks.json. */
+  clientKey?: ClientKey;
   /** The embedded provider's sign-out page, offered on /sessions to show back-channel logout. */
   devProviderSignOutUrl?: string;
   /** Epoch seconds; tests move time. */
@@ -89,6 +92,7 @@ export function createApp(deps: AppDeps): express.Express {
     tokens,
     index: sessions.index,
     endSession,
+    revoker,
     csrfToken,
     policyPostingTo: memoized((origin) =>
       contentSecurityPolicy({ ...csp, formAction: ["'self'", origin] }),
@@ -178,6 +182,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/static', express.static(root('public'), { index: false, maxAge: '1h' }));
   // Browsers and bots ask for /favicon.ico whatever the page says: point them at ours.
   app.get('/favicon.ico', (_req, res) => res.redirect(301, '/static/favicon.svg'));
+  // private_key_jwt: the public key, for providers that fetch it (a jwks_uri) rather than hold a copy.
+  const jwks = JSON.stringify({ keys: deps.clientKey ? [deps.clientKey.publicJwk] : [] });
+  app.get('/.well-known/jwks.json', (_req, res) => {
+    if (!deps.clientKey) return void res.status(404).json({ error: 'not_found' });
+    res.set('Cache-Control', 'public, max-age=300').type('application/json').send(jwks);
+  });
   app.get('/healthz', healthz);
   app.get('/readyz', readyz);
   app.get(

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { isIP, isIPv4 } from 'node:net';
 import { z } from 'zod';
+import type { AccessRules } from './auth/access-rules.js';
 
 /** Everything codeflow reads from its environment, validated once. */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
 export interface Config {
   readonly nodeEnv: string;
   readonly isProduction: boolean;
@@ -23,6 +26,10 @@ export interface Config {
     readonly issuer: URL | undefined;
     readonly clientId: string;
     readonly clientSecret: string;
+    /** How codeflow authenticates at the token and revocation endpoints. */
+    readonly clientAuth: ClientAuthMethod;
+    /** With private_key_jwt: the file holding the private key (PEM PKCS#8, or a private JWK). */
+    readonly privateKeyFile: string | undefined;
     readonly scopes: string;
     /** The one ID-token signing algorithm accepted. */
     readonly idTokenAlg: string;
@@ -63,6 +70,8 @@ export interface Config {
   };
   /** Bearer token GET /metrics asks for; unset, production serves metrics to loopback only. */
   readonly metricsToken?: string;
+  /** Who may sign in (internal tools); both lists empty: everyone the provider signs in. */
+  readonly accessRules: AccessRules;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one per line. */
@@ -107,6 +116,15 @@ const schema = z.object({
   DEV_ACCESS_TOKEN_TTL: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).default(300)),
   OIDC_CLIENT_ID: optionalString,
   OIDC_CLIENT_SECRET: optionalString,
+  OIDC_CLIENT_AUTH: z.preprocess(
+    blankToUndefined,
+    z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'], {
+        error: 'one of client_secret_basic, client_secret_post, private_key_jwt',
+      })
+      .default('client_secret_basic'),
+  ),
+  OIDC_CLIENT_PRIVATE_KEY_FILE: optionalString,
   OIDC_SCOPES: z.preprocess(
     blankToUndefined,
     z.string().default('openid profile email offline_access'),
@@ -157,6 +175,12 @@ const schema = z.object({
   ),
   API_RETRY_BUDGET_MS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(5000)),
   METRICS_TOKEN: optionalString,
+  ALLOWED_EMAIL_DOMAINS: optionalString,
+  ALLOWED_GROUPS: optionalString,
+  ALLOWED_GROUPS_CLAIM: z.preprocess(
+    blankToUndefined,
+    z.string().trim().regex(/^\S+$/, 'one claim name, without spaces').optional(),
+  ),
 });
 
 /** Loopback hosts are the only ones allowed to speak plain http (development and tests). */
@@ -213,9 +237,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.OIDC_ISSUER && !e.OIDC_CLIENT_ID)
     problems.push('OIDC_CLIENT_ID: required with OIDC_ISSUER');
-  if (e.OIDC_ISSUER && !e.OIDC_CLIENT_SECRET) {
+  const keyAuth = e.OIDC_CLIENT_AUTH === 'private_key_jwt';
+  if (e.OIDC_ISSUER && !keyAuth && !e.OIDC_CLIENT_SECRET) {
     problems.push(
-      'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client)',
+      'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client), unless OIDC_CLIENT_AUTH=private_key_jwt',
+    );
+  }
+  if (keyAuth && !e.OIDC_CLIENT_PRIVATE_KEY_FILE) {
+    problems.push(
+      'OIDC_CLIENT_PRIVATE_KEY_FILE: required with OIDC_CLIENT_AUTH=private_key_jwt (a PEM PKCS#8 private key or a private JWK)',
     );
   }
 
@@ -243,6 +273,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push(`METRICS_TOKEN: at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
   }
 
+  const accessRules = parseAccessRules(e, problems);
+
   if (problems.length > 0 || !appBaseUrl) throw new ConfigError(problems);
 
   const embedded = !issuer;
@@ -262,6 +294,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       clientId: e.OIDC_CLIENT_ID ?? 'codeflow-dev',
       // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
       clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
+      clientAuth: e.OIDC_CLIENT_AUTH,
+      privateKeyFile: e.OIDC_CLIENT_PRIVATE_KEY_FILE,
       scopes: e.OIDC_SCOPES,
       idTokenAlg: e.OIDC_ID_TOKEN_ALG,
     }),
@@ -290,6 +324,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     api: Object.freeze({ authScheme: e.API_AUTH_SCHEME, retryBudgetMs: e.API_RETRY_BUDGET_MS }),
     metricsToken: e.METRICS_TOKEN,
+    accessRules,
   });
 }
 
@@ -308,6 +343,56 @@ function parseVariables(env: Record<string, string | undefined>): {
   const rest = Object.fromEntries(Object.entries(env).filter(([name]) => !failed.has(name)));
   // Every variable is optional or has a valid default, so without the failed ones this passes.
   return { e: schema.parse(rest), problems };
+}
+
+/**
+ * ALLOWED_EMAIL_DOMAINS (comma- or space-separated, lower-cased) and ALLOWED_GROUPS (comma-separated:
+ * group names may hold spaces). A value that lists nothing is refused rather than read as "no
+ * rule", so a stray comma never opens an internal tool to everyone.
+ */
+function parseAccessRules(e: z.infer<typeof schema>, problems: string[]): AccessRules {
+  const emailDomains = [
+    ...new Set(
+      (e.ALLOWED_EMAIL_DOMAINS ?? '')
+        .toLowerCase()
+        .split(/[\s,]+/)
+        .filter(Boolean),
+    ),
+  ];
+  const groups = [
+    ...new Set(
+      (e.ALLOWED_GROUPS ?? '')
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (e.ALLOWED_EMAIL_DOMAINS !== undefined && emailDomains.length === 0) {
+    problems.push('ALLOWED_EMAIL_DOMAINS: lists no domain (leave it empty for no rule)');
+  }
+  if (e.ALLOWED_GROUPS !== undefined && groups.length === 0) {
+    problems.push('ALLOWED_GROUPS: lists no group (leave it empty for no rule)');
+  }
+  // Exact domains only: an entry with @ or a wildcard would never match, and say nothing.
+  const bad = emailDomains.filter((d) => !HOST_NAME.test(d) || isIP(d) !== 0);
+  if (bad.length > 0) {
+    problems.push(
+      `ALLOWED_EMAIL_DOMAINS: not a domain name (give example.com, without @ or *; list each subdomain itself): ${bad.map((d) => JSON.stringify(d)).join(', ')}`,
+    );
+  }
+  if (emailDomains.length > 0 && !e.OIDC_SCOPES.split(/\s+/).includes('email')) {
+    problems.push(
+      'ALLOWED_EMAIL_DOMAINS: needs the email scope in OIDC_SCOPES (without it the provider sends no email, and no one could sign in)',
+    );
+  }
+  if (e.ALLOWED_GROUPS_CLAIM !== undefined && e.ALLOWED_GROUPS === undefined) {
+    problems.push('ALLOWED_GROUPS_CLAIM: has no effect without ALLOWED_GROUPS');
+  }
+  return Object.freeze({
+    emailDomains: Object.freeze(emailDomains),
+    groups: Object.freeze(groups),
+    groupsClaim: e.ALLOWED_GROUPS_CLAIM ?? 'groups',
+  });
 }
 
 /** The names Express (proxy-addr) expands to address ranges; it matches them case-sensitively. */

@@ -10,6 +10,8 @@ export const ERROR_KINDS = {
   invalid_id_token: { status: 502, title: "The provider's answer failed verification" },
   rate_limited: { status: 429, title: 'Too many sign-in attempts' },
   access_denied: { status: 403, title: 'Sign-in was cancelled' },
+  // Outside ALLOWED_EMAIL_DOMAINS or ALLOWED_GROUPS: signed in at the provider, admitted by no rule.
+  not_allowed: { status: 403, title: 'This account may not use this application' },
   login_failed: { status: 400, title: 'Sign-in failed' },
   provider_error: { status: 502, title: 'The sign-in provider answered with an error' },
   provider_unavailable: { status: 503, title: 'The sign-in provider is unreachable' },

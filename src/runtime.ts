@@ -1,5 +1,6 @@
 import type express from 'express';
 import { createApp } from './app.js';
+import { loadClientKey, type ClientKey } from './auth/client-key.js';
 import { createProvider, type Provider } from './auth/provider.js';
 import type { Config } from './config.js';
 import type { DevProvider, DevProviderOptions } from './dev-provider/dev-provider.js';
@@ -19,6 +20,8 @@ export interface Runtime {
   sessions: SessionBackend;
   revoker: Revoker;
   metrics: Metrics;
+  /** codeflow's own key, with private_key_jwt. */
+  clientKey: ClientKey | undefined;
   /** Stops what this runtime started (the embedded provider); the caller closes its own server. */
   close(): Promise<void>;
 }
@@ -49,6 +52,11 @@ export async function createRuntime(
 ): Promise<Runtime> {
   let config = baseConfig;
   let devProvider: DevProvider | undefined;
+  // private_key_jwt: read (and checked) at start, so a bad key file stops the start, not a sign-in.
+  const clientKey: ClientKey | undefined =
+    config.oidc.clientAuth === 'private_key_jwt'
+      ? await loadClientKey(config.oidc.privateKeyFile!)
+      : undefined;
   if (!config.oidc.issuer && config.devProvider) {
     // Imported only when it runs: with a real issuer, oidc-provider and Koa are never loaded.
     const { startDevProvider } = await import('./dev-provider/dev-provider.js');
@@ -61,6 +69,8 @@ export async function createRuntime(
       client: {
         clientId: config.oidc.clientId,
         clientSecret: config.oidc.clientSecret,
+        authMethod: config.oidc.clientAuth,
+        ...(clientKey && { jwks: { keys: [clientKey.publicJwk] } }),
         redirectUri: config.redirectUri.href,
         postLogoutRedirectUri: config.postLogoutRedirectUri.href,
         backchannelLogoutUri: new URL('/backchannel-logout', config.appBaseUrl).href,
@@ -74,6 +84,15 @@ export async function createRuntime(
     });
   }
   if (!config.oidc.issuer) throw new Error('no issuer: set OIDC_ISSUER');
+  if (
+    !devProvider &&
+    config.oidc.clientAuth === 'client_secret_basic' &&
+    /[^A-Za-z0-9]/.test(config.oidc.clientId + config.oidc.clientSecret)
+  ) {
+    logger.warn(
+      'OIDC_CLIENT_ID or OIDC_CLIENT_SECRET holds characters other than letters and digits: client_secret_basic sends them form-encoded (RFC 6749 §2.3.1), and some providers compare without decoding and refuse them; if sign-in fails with "refused this application\'s credentials", set OIDC_CLIENT_AUTH=client_secret_post',
+    );
+  }
 
   const sessions =
     options.sessions ?? (config.redisUrl ? redisBackend(config.redisUrl, logger) : memoryBackend());
@@ -87,11 +106,13 @@ export async function createRuntime(
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
     clientSecret: config.oidc.clientSecret,
+    clientAuth: config.oidc.clientAuth,
+    clientKey,
     idTokenAlg: config.oidc.idTokenAlg,
     timeoutMs: config.httpTimeoutMs,
     logger,
     metrics,
-    wants: { scopes: config.oidc.scopes },
+    wants: { scopes: config.oidc.scopes, clientAuthMethod: config.oidc.clientAuth },
   });
   const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);
   const app = createApp({
@@ -101,6 +122,7 @@ export async function createRuntime(
     sessions,
     revoker,
     metrics,
+    clientKey,
     isShuttingDown: options.isShuttingDown,
     now: options.now,
     devProviderSignOutUrl: devProvider && new URL('/session/end', devProvider.issuer).href,
@@ -113,6 +135,7 @@ export async function createRuntime(
     sessions,
     revoker,
     metrics,
+    clientKey,
     close: async () => {
       // Revocations already under way get a moment to finish; none is started after this.
       await revoker.settle(2000);

@@ -66,6 +66,20 @@ async function main(): Promise<void> {
       },
       `codeflow listening on ${runtime.config.appBaseUrl.href} (bound to ${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port})`,
     );
+    // The provider is discovered now, in the background (the app serves its other pages meanwhile,
+    // and a provider that is down is tried again later). If it does not accept the configured
+    // client authentication, no sign-in could ever work: refuse to go on, and say why.
+    void runtime.provider.getConfiguration().then(
+      () => {
+        const refused = runtime.provider
+          .status()
+          .check?.findings.find((f) => f.topic === 'client authentication' && f.level === 'fail');
+        if (!refused) return;
+        logger.fatal(`codeflow cannot start: OIDC_CLIENT_AUTH: ${refused.says}`);
+        logger.flush(() => process.exit(1));
+      },
+      () => undefined,
+    );
   });
 
   const shutdown = (signal: string) => {

@@ -13,7 +13,9 @@ import {
   storeLifetimeMs,
   type SessionUser,
 } from '../session/session.js';
+import type { Revoker } from '../tokens/revocation.js';
 import type { TokenStore } from '../tokens/token-store.js';
+import { accessRefusal } from './access-rules.js';
 import {
   checkIssuedAt,
   checkResponseShape,
@@ -33,6 +35,8 @@ export interface AuthDeps {
   tokens: TokenStore;
   index: SessionIndex;
   endSession: EndSession;
+  /** Revokes, in the background, the tokens of someone the access rules refuse. */
+  revoker: Revoker;
   /** Makes the session's CSRF token (csrf-sync), stored with the session at sign-in. */
   csrfToken: (req: Request) => string;
   /** The page's Content-Security-Policy with forms allowed to post to `origin` too. */
@@ -125,6 +129,14 @@ export function createAuthHandlers(deps: AuthDeps) {
     const user = await userFrom(oidc, tokens);
     const claims = tokens.claims()!;
     if (typeof claims.sid === 'string') user.providerSid = claims.sid;
+    // Access rules (ALLOWED_EMAIL_DOMAINS, ALLOWED_GROUPS): someone outside them is refused here,
+    // before any session or token is kept.
+    const refusal = await accessRefusal(oidc, tokens, config.accessRules);
+    if (refusal) {
+      // Issued, but to someone who may not use this application: they must not stay valid.
+      deps.revoker.revokeLater(toStoredTokens(tokens, now()), req.log);
+      throw refusal;
+    }
 
     // 5. A new session id for the signed-in person (no fixation); other tabs' sign-ins carry over.
     //    The tokens go to their own record first, so a session with a user always has tokens.

@@ -1,8 +1,9 @@
 import * as client from 'openid-client';
-import { isLoopbackHost } from '../config.js';
+import { isLoopbackHost, type ClientAuthMethod } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timedFetch, type Metrics, type ProviderEndpoint } from '../metrics.js';
+import type { ClientKey } from './client-key.js';
 import { providerTrouble } from './oauth-errors.js';
 import { checkProvider, type ProviderCheck, type Wants } from './provider-check.js';
 
@@ -10,6 +11,10 @@ export interface ProviderOptions {
   issuer: URL;
   clientId: string;
   clientSecret: string;
+  /** Default client_secret_basic. */
+  clientAuth?: ClientAuthMethod;
+  /** With private_key_jwt: the key that signs the client assertions. */
+  clientKey?: ClientKey;
   /** The only ID-token signing algorithm accepted (ASVS 9.1.2): never "none", never a surprise. */
   idTokenAlg: string;
   timeoutMs: number;
@@ -105,8 +110,7 @@ export function createProvider(options: ProviderOptions): Provider {
     // even when the provider's metadata lists them.
     id_token_signed_response_alg: options.idTokenAlg,
   };
-  // The secret goes in the Authorization header, not the body (client_secret_basic).
-  const clientAuth = client.ClientSecretBasic(options.clientSecret);
+  const clientAuth = clientAuthentication(options);
 
   let metadata: client.ServerMetadata | undefined;
   let shared: client.Configuration | undefined;
@@ -119,7 +123,7 @@ export function createProvider(options: ProviderOptions): Provider {
   const wants: Wants = {
     issuer: options.issuer.href,
     idTokenAlg: options.idTokenAlg,
-    clientAuthMethod: 'client_secret_basic',
+    clientAuthMethod: options.clientAuth ?? 'client_secret_basic',
     scopes: 'openid',
     ...options.wants,
   };
@@ -245,6 +249,28 @@ export function createProvider(options: ProviderOptions): Provider {
       };
     },
   };
+}
+
+/**
+ * How codeflow proves who it is at the token and revocation endpoints.
+ * - client_secret_basic (default): the secret in the Authorization header, form-encoded first as
+ *   RFC 6749 §2.3.1 requires (some providers compare without decoding: then use _post);
+ * - client_secret_post: the secret in the request body;
+ * - private_key_jwt (RFC 7523): a short-lived assertion signed with codeflow's key; no secret at all.
+ */
+function clientAuthentication(options: ProviderOptions): client.ClientAuth {
+  switch (options.clientAuth ?? 'client_secret_basic') {
+    case 'client_secret_post':
+      return client.ClientSecretPost(options.clientSecret);
+    case 'private_key_jwt': {
+      const key = options.clientKey;
+      if (!key)
+        throw new Error('private_key_jwt needs the client key (OIDC_CLIENT_PRIVATE_KEY_FILE)');
+      return client.PrivateKeyJwt({ key: key.privateKey, kid: key.kid });
+    }
+    default:
+      return client.ClientSecretBasic(options.clientSecret);
+  }
 }
 
 function logCheck(logger: Logger, issuer: string, check: ProviderCheck): void {

@@ -20,6 +20,10 @@ export interface DevProviderOptions {
   client: {
     clientId: string;
     clientSecret: string;
+    /** How codeflow authenticates: the provider accepts only this method, as a strict one would. */
+    authMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+    /** codeflow's public keys, for private_key_jwt. */
+    jwks?: { keys: object[] };
     redirectUri: string;
     postLogoutRedirectUri: string;
     /**
@@ -132,7 +136,8 @@ function providerConfiguration(
         post_logout_redirect_uris: [options.client.postLogoutRedirectUri],
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
+        token_endpoint_auth_method: options.client.authMethod ?? 'client_secret_basic',
+        ...(options.client.jwks && { jwks: options.client.jwks as never }),
         id_token_signed_response_alg: 'RS256',
         // Back-Channel Logout 1.0: a logout token is posted here when the person signs out at the
         // provider. session_required: ID tokens and logout tokens carry `sid`, so one provider

@@ -73,6 +73,11 @@ export interface MockIdTokenTampering {
   omit?: boolean;
   /** Claims deleted after every other change (e.g. `['exp']`, `['sub']`, `['iat']`). */
   removeClaims?: string[];
+  /**
+   * Claims merged over the usual ones (name, email, ...) before any other change, e.g.
+   * `{ email_verified: 'true', groups: ['admins'] }`.
+   */
+  extraClaims?: Record<string, unknown>;
 }
 
 /** One scripted answer of the protected API. */
@@ -425,6 +430,7 @@ export async function startMockProvider(options: {
       exp: now + 3600,
       name: 'Mock User',
       email: 'user@example.com',
+      ...tampering.extraClaims,
     };
     if (nonce !== undefined) claims.nonce = nonce;
     if (tampering.iss !== undefined) claims.iss = tampering.iss;

@@ -31,7 +31,7 @@ afterAll(async () => {
 const EXTERNAL_ISSUER = {
   OIDC_ISSUER: 'http://127.0.0.1:9',
   OIDC_CLIENT_ID: 'codeflow',
-  OIDC_CLIENT_SECRET: 'not-used-here',
+  OIDC_CLIENT_SECRET: 'notUsedHere', // letters only: no warning about form-encoding
 };
 
 function start(env: Record<string, string>): ServerProcess {

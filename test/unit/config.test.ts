@@ -236,6 +236,80 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('sets no access rule by default, and reads the groups claim as groups', () => {
+    expect(loadConfig({}).accessRules).toEqual({
+      emailDomains: [],
+      groups: [],
+      groupsClaim: 'groups',
+    });
+    expect(loadConfig({ ALLOWED_EMAIL_DOMAINS: ' ', ALLOWED_GROUPS: '' }).accessRules).toEqual(
+      loadConfig({}).accessRules,
+    );
+  });
+
+  it.each([
+    ['example.com', ['example.com']],
+    ['Example.COM, corp.example.org', ['example.com', 'corp.example.org']],
+    [
+      'example.com corp.example.org\texample.net',
+      ['example.com', 'corp.example.org', 'example.net'],
+    ],
+    [' example.com,,example.com , ', ['example.com']],
+  ])('reads ALLOWED_EMAIL_DOMAINS=%j as %j', (value, expected) => {
+    expect(loadConfig({ ALLOWED_EMAIL_DOMAINS: value }).accessRules.emailDomains).toEqual(expected);
+  });
+
+  it.each([
+    ['@example.com', '"@example.com"'],
+    ['*.example.com', '"*.example.com"'],
+    ['alice@example.com', '"alice@example.com"'],
+    ['https://example.com', '"https://example.com"'],
+    ['example.com.', '"example.com."'],
+    ['example.com, 10.0.0.1, -bad.example', '"10.0.0.1", "-bad.example"'],
+  ])('refuses ALLOWED_EMAIL_DOMAINS=%j, naming %s', (value, named) => {
+    expect(problems({ ALLOWED_EMAIL_DOMAINS: value })).toEqual([
+      `ALLOWED_EMAIL_DOMAINS: not a domain name (give example.com, without @ or *; list each subdomain itself): ${named}`,
+    ]);
+  });
+
+  it('reads ALLOWED_GROUPS as comma-separated names, spaces inside kept, case kept', () => {
+    const config = loadConfig({
+      ALLOWED_GROUPS: ' admins, Release Managers ,admins,',
+      ALLOWED_GROUPS_CLAIM: ' https://example.com/roles ',
+    });
+    expect(config.accessRules).toEqual({
+      emailDomains: [],
+      groups: ['admins', 'Release Managers'],
+      groupsClaim: 'https://example.com/roles',
+    });
+    expect(Object.isFrozen(config.accessRules.groups)).toBe(true);
+  });
+
+  it('refuses a rule that lists nothing, rather than admitting everyone', () => {
+    expect(problems({ ALLOWED_EMAIL_DOMAINS: ',', ALLOWED_GROUPS: ' , ' })).toEqual([
+      'ALLOWED_EMAIL_DOMAINS: lists no domain (leave it empty for no rule)',
+      'ALLOWED_GROUPS: lists no group (leave it empty for no rule)',
+    ]);
+  });
+
+  it('refuses ALLOWED_GROUPS_CLAIM without ALLOWED_GROUPS, and a claim name with spaces', () => {
+    expect(problems({ ALLOWED_GROUPS_CLAIM: 'roles' })).toEqual([
+      'ALLOWED_GROUPS_CLAIM: has no effect without ALLOWED_GROUPS',
+    ]);
+    expect(problems({ ALLOWED_GROUPS: 'admins', ALLOWED_GROUPS_CLAIM: 'groups roles' })).toEqual([
+      'ALLOWED_GROUPS_CLAIM: one claim name, without spaces',
+    ]);
+  });
+
+  it('refuses ALLOWED_EMAIL_DOMAINS when OIDC_SCOPES does not ask for the email', () => {
+    expect(
+      problems({ ALLOWED_EMAIL_DOMAINS: 'example.com', OIDC_SCOPES: 'openid profile' }),
+    ).toEqual([
+      'ALLOWED_EMAIL_DOMAINS: needs the email scope in OIDC_SCOPES (without it the provider sends no email, and no one could sign in)',
+    ]);
+    expect(problems({ ALLOWED_GROUPS: 'admins', OIDC_SCOPES: 'openid groups' })).toEqual([]);
+  });
+
   it('rejects an unknown LOG_LEVEL and a non-numeric PORT', () => {
     const found = problems({ LOG_LEVEL: 'loud', PORT: 'eighty' });
     expect(found).toHaveLength(2);
