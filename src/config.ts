@@ -24,6 +24,8 @@ export interface Config {
   readonly oidc: {
     /** Unset: the embedded development provider is started and its issuer filled in later. */
     readonly issuer: URL | undefined;
+    /** oidc: OpenID Connect with discovery; github: GitHub's plain OAuth 2.0 (see src/auth/github.ts). */
+    readonly kind: 'oidc' | 'github';
     readonly clientId: string;
     readonly clientSecret: string;
     /** How codeflow authenticates at the token and revocation endpoints. */
@@ -39,6 +41,8 @@ export interface Config {
     { readonly port: number; readonly accessTokenTtlSeconds: number } | undefined;
   /** Unset: the embedded provider's demo API, or the provider's userinfo endpoint. */
   readonly apiUrl: URL | undefined;
+  /** With PROVIDER=github: GitHub's web and API roots (github.com, or a GitHub Enterprise Server). */
+  readonly github: { readonly url: URL; readonly apiUrl: URL } | undefined;
   readonly session: {
     /** The first signs new cookies; the others still verify old ones (rotation). */
     readonly secrets: readonly string[];
@@ -111,6 +115,12 @@ const schema = z.object({
       .optional(),
   ),
   APP_BASE_URL: optionalString,
+  PROVIDER: z.preprocess(
+    blankToUndefined,
+    z.enum(['oidc', 'github'], { error: 'oidc or github' }).default('oidc'),
+  ),
+  GITHUB_URL: optionalString,
+  GITHUB_API_URL: optionalString,
   OIDC_ISSUER: optionalString,
   DEV_PROVIDER_PORT: optionalPort,
   DEV_ACCESS_TOKEN_TTL: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).default(300)),
@@ -227,20 +237,34 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'APP_BASE_URL: must be an origin such as https://app.example.com (codeflow serves from /)',
     );
   }
-  const issuer = url('OIDC_ISSUER', e.OIDC_ISSUER);
-  const apiUrl = url('API_URL', e.API_URL);
+  const github = e.PROVIDER === 'github' ? githubUrls(e, url, problems) : undefined;
+  const issuer = github?.url ?? url('OIDC_ISSUER', e.OIDC_ISSUER);
+  // GitHub's API for a person is /user, with the scheme GitHub documents.
+  const apiUrl = url('API_URL', e.API_URL) ?? (github && new URL('user', github.apiUrl));
+  const scopes =
+    github && env.OIDC_SCOPES?.trim()
+      ? e.OIDC_SCOPES
+      : github
+        ? 'read:user user:email'
+        : e.OIDC_SCOPES;
 
   if (isProduction && !issuer && !e.OIDC_ISSUER) {
     problems.push(
       'OIDC_ISSUER: required when NODE_ENV=production (the embedded provider is for development)',
     );
   }
-  if (e.OIDC_ISSUER && !e.OIDC_CLIENT_ID)
-    problems.push('OIDC_CLIENT_ID: required with OIDC_ISSUER');
+  const external = Boolean(e.OIDC_ISSUER) || Boolean(github);
+  if (external && !e.OIDC_CLIENT_ID)
+    problems.push('OIDC_CLIENT_ID: required with OIDC_ISSUER or PROVIDER=github');
   const keyAuth = e.OIDC_CLIENT_AUTH === 'private_key_jwt';
-  if (e.OIDC_ISSUER && !keyAuth && !e.OIDC_CLIENT_SECRET) {
+  if (external && !keyAuth && !e.OIDC_CLIENT_SECRET) {
     problems.push(
       'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client), unless OIDC_CLIENT_AUTH=private_key_jwt',
+    );
+  }
+  if (keyAuth && github) {
+    problems.push(
+      'OIDC_CLIENT_AUTH: GitHub takes a client secret (client_secret_basic or client_secret_post)',
     );
   }
   if (keyAuth && !e.OIDC_CLIENT_PRIVATE_KEY_FILE) {
@@ -273,7 +297,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push(`METRICS_TOKEN: at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
   }
 
-  const accessRules = parseAccessRules(e, problems);
+  const accessRules = parseAccessRules({ ...e, OIDC_SCOPES: scopes }, problems, e.PROVIDER);
 
   if (problems.length > 0 || !appBaseUrl) throw new ConfigError(problems);
 
@@ -291,12 +315,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     postLogoutRedirectUri: new URL('/', base),
     oidc: Object.freeze({
       issuer,
+      kind: e.PROVIDER,
       clientId: e.OIDC_CLIENT_ID ?? 'codeflow-dev',
       // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
       clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
       clientAuth: e.OIDC_CLIENT_AUTH,
       privateKeyFile: e.OIDC_CLIENT_PRIVATE_KEY_FILE,
-      scopes: e.OIDC_SCOPES,
+      scopes,
       idTokenAlg: e.OIDC_ID_TOKEN_ALG,
     }),
     devProvider: embedded
@@ -306,6 +331,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         })
       : undefined,
     apiUrl,
+    github: github && Object.freeze(github),
     session: Object.freeze({
       secrets: Object.freeze(
         secrets.length > 0 ? secrets : [randomBytes(32).toString('base64url')],
@@ -322,7 +348,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     httpTimeoutMs: e.HTTP_TIMEOUT_MS,
     refreshSkewSeconds: e.REFRESH_SKEW_SECONDS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
-    api: Object.freeze({ authScheme: e.API_AUTH_SCHEME, retryBudgetMs: e.API_RETRY_BUDGET_MS }),
+    api: Object.freeze({
+      // GitHub documents `Authorization: token <token>` for its REST API.
+      authScheme: github && !env.API_AUTH_SCHEME?.trim() ? 'token' : e.API_AUTH_SCHEME,
+      retryBudgetMs: e.API_RETRY_BUDGET_MS,
+    }),
     metricsToken: e.METRICS_TOKEN,
     accessRules,
   });
@@ -350,7 +380,11 @@ function parseVariables(env: Record<string, string | undefined>): {
  * group names may hold spaces). A value that lists nothing is refused rather than read as "no
  * rule", so a stray comma never opens an internal tool to everyone.
  */
-function parseAccessRules(e: z.infer<typeof schema>, problems: string[]): AccessRules {
+function parseAccessRules(
+  e: z.infer<typeof schema>,
+  problems: string[],
+  provider: 'oidc' | 'github',
+): AccessRules {
   const emailDomains = [
     ...new Set(
       (e.ALLOWED_EMAIL_DOMAINS ?? '')
@@ -380,7 +414,18 @@ function parseAccessRules(e: z.infer<typeof schema>, problems: string[]): Access
       `ALLOWED_EMAIL_DOMAINS: not a domain name (give example.com, without @ or *; list each subdomain itself): ${bad.map((d) => JSON.stringify(d)).join(', ')}`,
     );
   }
-  if (emailDomains.length > 0 && !e.OIDC_SCOPES.split(/\s+/).includes('email')) {
+  if (provider === 'github') {
+    if (emailDomains.length > 0 && !e.OIDC_SCOPES.split(/\s+/).includes('user:email')) {
+      problems.push(
+        'ALLOWED_EMAIL_DOMAINS: needs the user:email scope in OIDC_SCOPES (GitHub shows the addresses and whether they are verified only with it)',
+      );
+    }
+    if (groups.length > 0) {
+      problems.push(
+        'ALLOWED_GROUPS: not supported with PROVIDER=github (GitHub has no groups claim)',
+      );
+    }
+  } else if (emailDomains.length > 0 && !e.OIDC_SCOPES.split(/\s+/).includes('email')) {
     problems.push(
       'ALLOWED_EMAIL_DOMAINS: needs the email scope in OIDC_SCOPES (without it the provider sends no email, and no one could sign in)',
     );
@@ -393,6 +438,29 @@ function parseAccessRules(e: z.infer<typeof schema>, problems: string[]): Access
     groups: Object.freeze(groups),
     groupsClaim: e.ALLOWED_GROUPS_CLAIM ?? 'groups',
   });
+}
+
+/**
+ * GITHUB_URL (default https://github.com/) and GITHUB_API_URL (default https://api.github.com/ for
+ * github.com, else GITHUB_URL + api/v3/, GitHub Enterprise Server's layout), each ending in "/".
+ */
+function githubUrls(
+  e: z.infer<typeof schema>,
+  url: (name: string, value: string | undefined) => URL | undefined,
+  problems: string[],
+): { url: URL; apiUrl: URL } | undefined {
+  if (e.OIDC_ISSUER)
+    problems.push(
+      'OIDC_ISSUER: not used with PROVIDER=github (set GITHUB_URL for GitHub Enterprise Server)',
+    );
+  const withSlash = (u: URL | undefined) =>
+    u && new URL(u.href.endsWith('/') ? u.href : `${u.href}/`);
+  const web = withSlash(url('GITHUB_URL', e.GITHUB_URL ?? 'https://github.com/'));
+  if (!web) return undefined;
+  const defaultApi =
+    web.hostname === 'github.com' ? 'https://api.github.com/' : new URL('api/v3/', web).href;
+  const api = withSlash(url('GITHUB_API_URL', e.GITHUB_API_URL ?? defaultApi));
+  return api && { url: web, apiUrl: api };
 }
 
 /** The names Express (proxy-addr) expands to address ranges; it matches them case-sensitively. */

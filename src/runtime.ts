@@ -1,6 +1,7 @@
 import type express from 'express';
 import { createApp } from './app.js';
 import { loadClientKey, type ClientKey } from './auth/client-key.js';
+import { githubMetadata, githubTokenErrors } from './auth/github.js';
 import { createProvider, type Provider } from './auth/provider.js';
 import type { Config } from './config.js';
 import type { DevProvider, DevProviderOptions } from './dev-provider/dev-provider.js';
@@ -102,8 +103,14 @@ export async function createRuntime(
     // Read on each scrape, so after the revoker below exists.
     revocations: () => revoker.stats(),
   });
+  // GitHub: fixed endpoints instead of discovery, and its 200-with-an-error token answers read as errors.
+  const github = config.github && githubMetadata(config.github.url);
   const provider = createProvider({
     issuer: config.oidc.issuer,
+    ...(github && {
+      staticMetadata: github,
+      fetch: githubTokenErrors(fetch, github.token_endpoint!),
+    }),
     clientId: config.oidc.clientId,
     clientSecret: config.oidc.clientSecret,
     clientAuth: config.oidc.clientAuth,

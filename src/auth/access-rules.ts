@@ -89,9 +89,11 @@ export async function accessRefusal(
   oidc: client.Configuration,
   tokens: Tokens,
   rules: AccessRules,
+  /** The person's claims when they do not come from an ID token (GitHub: from its API). */
+  known?: Record<string, unknown>,
 ): Promise<AppError | undefined> {
   if (!hasAccessRules(rules)) return undefined;
-  const claims = await claimsForRules(oidc, tokens, rules);
+  const claims = known ?? (await claimsForRules(oidc, tokens, rules));
   const decision = checkAccess(claims, rules);
   if (decision.allowed) return undefined;
   const verified = claims.email_verified;

@@ -16,6 +16,7 @@ import {
 import type { Revoker } from '../tokens/revocation.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { accessRefusal } from './access-rules.js';
+import { githubPerson } from './github.js';
 import {
   checkIssuedAt,
   checkResponseShape,
@@ -46,6 +47,7 @@ export interface AuthDeps {
 /** GET /login, GET /callback, POST /logout: the authorization-code flow, in the order it happens. */
 export function createAuthHandlers(deps: AuthDeps) {
   const { config, provider, now } = deps;
+  const github = config.oidc.kind === 'github' ? config.github : undefined;
   /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
   async function login(req: Request, res: Response): Promise<void> {
     ensureSession(req); // the session may have just ended (absolute lifetime)
@@ -58,7 +60,8 @@ export function createAuthHandlers(deps: AuthDeps) {
       redirect_uri: config.redirectUri.href,
       scope: config.oidc.scopes,
       state: tx.state,
-      nonce: tx.nonce,
+      // No ID token from plain OAuth 2.0 (GitHub): nothing would carry the nonce back.
+      ...(!github && { nonce: tx.nonce }),
       code_challenge: await client.calculatePKCECodeChallenge(tx.codeVerifier),
       code_challenge_method: 'S256',
       // OIDC Core §11: a request for offline_access MUST carry prompt=consent, or the provider
@@ -114,24 +117,32 @@ export function createAuthHandlers(deps: AuthDeps) {
     currentUrl.search = new URL(req.originalUrl, config.appBaseUrl).search;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(oidc, currentUrl, {
-        expectedState: tx.state,
-        expectedNonce: tx.nonce,
-        pkceCodeVerifier: tx.codeVerifier,
-        idTokenExpected: true,
-      });
+      tokens = await client.authorizationCodeGrant(
+        oidc,
+        currentUrl,
+        github
+          ? { expectedState: tx.state, pkceCodeVerifier: tx.codeVerifier }
+          : {
+              expectedState: tx.state,
+              expectedNonce: tx.nonce,
+              pkceCodeVerifier: tx.codeVerifier,
+              idTokenExpected: true,
+            },
+      );
     } catch (err) {
       throw callbackError(err);
     }
     checkIssuedAt(tokens.claims()?.iat, now());
 
-    // 4. Only now are the tokens trusted. Keep the claims the pages need.
-    const user = await userFrom(oidc, tokens);
-    const claims = tokens.claims()!;
+    // 4. Only now are the tokens trusted. Keep the claims the pages need: from the ID token, or
+    //    (GitHub, no ID token) from its API: /user and the primary verified email.
+    const person = github && (await githubPerson(oidc, tokens.access_token, github.apiUrl));
+    const user = person ? person.user : await userFrom(oidc, tokens);
+    const claims = tokens.claims() ?? ({} as client.IDToken);
     if (typeof claims.sid === 'string') user.providerSid = claims.sid;
     // Access rules (ALLOWED_EMAIL_DOMAINS, ALLOWED_GROUPS): someone outside them is refused here,
     // before any session or token is kept.
-    const refusal = await accessRefusal(oidc, tokens, config.accessRules);
+    const refusal = await accessRefusal(oidc, tokens, config.accessRules, person?.claims);
     if (refusal) {
       // Issued, but to someone who may not use this application: they must not stay valid.
       deps.revoker.revokeLater(toStoredTokens(tokens, now()), req.log);

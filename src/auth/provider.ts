@@ -23,6 +23,8 @@ export interface ProviderOptions {
   fetch?: client.CustomFetch;
   /** Every outbound call (this provider's endpoints, and the API) is timed into it. */
   metrics?: Metrics;
+  /** For a provider without discovery (GitHub): its endpoints, used as they are. */
+  staticMetadata?: client.ServerMetadata;
   /** What codeflow will ask of the provider, for the provider check; default: the defaults. */
   wants?: Partial<Omit<Wants, 'issuer'>>;
   /** Milliseconds since the epoch. */
@@ -219,6 +221,15 @@ export function createProvider(options: ProviderOptions): Provider {
   }
 
   async function current(): Promise<client.ServerMetadata> {
+    // A provider without discovery (GitHub): its fixed metadata, checked once like a discovered one.
+    if (options.staticMetadata) {
+      if (!metadata) {
+        metadata = options.staticMetadata;
+        check = checkProvider(metadata, wants);
+        logCheck(options.logger, options.issuer.href, check);
+      }
+      return metadata;
+    }
     if (metadata) {
       // Stale metadata keeps serving while a fresh copy is fetched in the background.
       if (now() - discoveredAt > METADATA_TTL_MS && now() >= retryAt)

@@ -314,4 +314,26 @@ describe('loadConfig', () => {
     const found = problems({ LOG_LEVEL: 'loud', PORT: 'eighty' });
     expect(found).toHaveLength(2);
   });
+
+  it('PROVIDER=github: github.com by default, GitHub Enterprise Server by GITHUB_URL, its own defaults', () => {
+    const github = { PROVIDER: 'github', OIDC_CLIENT_ID: 'Iv1.x', OIDC_CLIENT_SECRET: 'secret' };
+    const dotcom = loadConfig(github);
+    expect(dotcom.oidc.kind).toBe('github');
+    expect(dotcom.oidc.issuer?.href).toBe('https://github.com/');
+    expect(dotcom.github?.apiUrl.href).toBe('https://api.github.com/');
+    expect(dotcom.apiUrl?.href).toBe('https://api.github.com/user');
+    expect(dotcom.oidc.scopes).toBe('read:user user:email');
+    expect(dotcom.api.authScheme).toBe('token');
+    expect(dotcom.devProvider).toBeUndefined();
+
+    const ghe = loadConfig({ ...github, GITHUB_URL: 'https://ghe.example.com' });
+    expect(ghe.github?.url.href).toBe('https://ghe.example.com/');
+    expect(ghe.github?.apiUrl.href).toBe('https://ghe.example.com/api/v3/');
+    expect(loadConfig({ ...github, OIDC_SCOPES: 'read:user' }).oidc.scopes).toBe('read:user');
+    expect(loadConfig({ ...github, API_AUTH_SCHEME: 'Bearer' }).api.authScheme).toBe('Bearer');
+    expect(problems({ PROVIDER: 'github' })).toEqual([
+      'OIDC_CLIENT_ID: required with OIDC_ISSUER or PROVIDER=github',
+      'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client), unless OIDC_CLIENT_AUTH=private_key_jwt',
+    ]);
+  });
 });
