@@ -1,4 +1,5 @@
 import type express from 'express';
+import type { CustomFetch } from 'openid-client';
 import { createApp } from './app.js';
 import { loadClientKey, type ClientKey } from './auth/client-key.js';
 import { githubMetadata, githubTokenErrors } from './auth/github.js';
@@ -38,6 +39,8 @@ export interface RuntimeOptions {
   /** Host name in the embedded provider's issuer; default: the app's host name. */
   devProviderHostname?: string;
   devProviderMiddleware?: DevProviderOptions['middleware'];
+  /** How codeflow reaches the provider; tests route a real provider's host name to a local one. */
+  providerFetch?: CustomFetch;
   /** Waits between revocation retries; tests shorten them. */
   revocationRetryDelaysMs?: readonly number[];
 }
@@ -107,9 +110,10 @@ export async function createRuntime(
   const github = config.github && githubMetadata(config.github.url);
   const provider = createProvider({
     issuer: config.oidc.issuer,
+    ...(options.providerFetch && { fetch: options.providerFetch }),
     ...(github && {
       staticMetadata: github,
-      fetch: githubTokenErrors(fetch, github.token_endpoint!),
+      fetch: githubTokenErrors(options.providerFetch ?? fetch, github.token_endpoint!),
     }),
     clientId: config.oidc.clientId,
     clientSecret: config.oidc.clientSecret,

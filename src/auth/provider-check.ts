@@ -1,5 +1,10 @@
 import type { ServerMetadata } from 'openid-client';
 
+/** Entra ID's `common` / `organizations` / `consumers` metadata: one issuer template for every tenant. */
+export function isEntraTenantIndependent(issuer: string): boolean {
+  return issuer.startsWith('https://login.microsoftonline.com/') && issuer.includes('{tenantid}');
+}
+
 /** One thing the provider's metadata says about what codeflow needs or will do. */
 export interface Finding {
   /** fail: codeflow cannot work so; warn: it works, with what `says` spells out; ok: as needed. */
@@ -37,6 +42,12 @@ export function checkProvider(metadata: ServerMetadata, wants: Wants): ProviderC
 
   if (new URL(metadata.issuer).href === new URL(wants.issuer).href) {
     add('ok', 'issuer', `${metadata.issuer}, exactly as configured`);
+  } else if (isEntraTenantIndependent(metadata.issuer)) {
+    add(
+      'ok',
+      'issuer',
+      `${metadata.issuer}: multi-tenant Entra ID; each ID token's issuer is checked against its own tenant (tid)`,
+    );
   } else {
     add('fail', 'issuer', `configured ${wants.issuer}, but the provider names ${metadata.issuer}`);
   }

@@ -5,7 +5,12 @@ import type { Logger } from '../log.js';
 import { timedFetch, type Metrics, type ProviderEndpoint } from '../metrics.js';
 import type { ClientKey } from './client-key.js';
 import { providerTrouble } from './oauth-errors.js';
-import { checkProvider, type ProviderCheck, type Wants } from './provider-check.js';
+import {
+  checkProvider,
+  isEntraTenantIndependent,
+  type ProviderCheck,
+  type Wants,
+} from './provider-check.js';
 
 export interface ProviderOptions {
   issuer: URL;
@@ -122,6 +127,7 @@ export function createProvider(options: ProviderOptions): Provider {
   let retryAt = 0;
   let lastFailure: AppError | undefined;
   let check: ProviderCheck | undefined;
+  let tenantIndependent: client.Configuration | undefined;
   const wants: Wants = {
     issuer: options.issuer.href,
     idTokenAlg: options.idTokenAlg,
@@ -144,7 +150,14 @@ export function createProvider(options: ProviderOptions): Provider {
         [client.customFetch]: baseFetch,
       },
     );
-    return discovered.serverMetadata();
+    const server = discovered.serverMetadata();
+    // Multi-tenant Entra ID names its issuer `.../{tenantid}/v2.0`; each ID token's `iss` holds the
+    // person's own tenant. openid-client checks that against the token's `tid`, but only in the
+    // Configuration discovery returns (the metadata it hands out has lost the mark): so that one
+    // serves every request. Its key cache is openid-client's own (a refetch at most every 60 s).
+    tenantIndependent = isEntraTenantIndependent(server.issuer) ? discovered : undefined;
+    if (tenantIndependent) client.enableNonRepudiationChecks(tenantIndependent);
+    return server;
   }
 
   function rediscover(): Promise<client.ServerMetadata> {
@@ -244,10 +257,13 @@ export function createProvider(options: ProviderOptions): Provider {
     async getConfiguration() {
       const server = await current();
       // Rebuilt only when re-discovery brought different metadata.
-      shared ??= forUse(server);
+      shared ??= tenantIndependent ?? forUse(server);
       return shared;
     },
-    forTokenRequest: async () => forUse(await current()),
+    async forTokenRequest() {
+      const server = await current();
+      return tenantIndependent ?? forUse(server);
+    },
     status() {
       const state: ProviderState = metadata ? 'ready' : failures > 0 ? 'unreachable' : 'pending';
       const problem = !metadata &&

@@ -48,7 +48,7 @@ export async function startHarness(
   env: Record<string, string> = {},
   options: Pick<
     RuntimeOptions,
-    'now' | 'devProviderHostname' | 'sessions' | 'revocationRetryDelaysMs'
+    'now' | 'devProviderHostname' | 'sessions' | 'revocationRetryDelaysMs' | 'providerFetch'
   > = {},
 ): Promise<Harness> {
   const server = createServer();
