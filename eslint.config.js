@@ -26,7 +26,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/server.ts', 'src/check-provider.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
+    files: [
+      'src/server.ts',
+      'src/check-provider.ts',
+      'test/**',
+      'bench/**',
+      'examples/**',
+      'vitest.config.ts',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

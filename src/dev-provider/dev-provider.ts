@@ -32,6 +32,7 @@ export interface DevProviderOptions {
      */
     backchannelLogoutUri?: string;
   };
+  /** Lifetime of every access token: a person's (AccessToken) and the service client's (ClientCredentials). */
   accessTokenTtlSeconds: number;
   logger: Logger;
   /** Extra Koa middleware run by oidc-provider for every request (tests record what it received). */
@@ -45,6 +46,19 @@ export interface DevProvider {
   close(): Promise<void>;
 }
 
+/**
+ * The demo service client: code that calls the demo API as itself, with the client_credentials
+ * grant (RFC 6749 §4.4), as examples/service-client.ts does. Development only: like the demo
+ * passwords, its secret is published (README, the example's defaults), so `npm start` and
+ * `npm run example:service` work with nothing to configure.
+ */
+export const DEMO_SERVICE_CLIENT = Object.freeze({
+  clientId: 'codeflow-service',
+  clientSecret: 'codeflow-service-demo-secret',
+  /** The one scope it may ask for: read access to the demo API. */
+  scope: 'api:read',
+});
+
 const viewsDir = fileURLToPath(new URL('../../views/dev-provider/', import.meta.url));
 const publicDir = fileURLToPath(new URL('../../public/', import.meta.url));
 
@@ -52,7 +66,7 @@ const publicDir = fileURLToPath(new URL('../../public/', import.meta.url));
  * Starts the embedded development provider: oidc-provider (a certified OpenID Provider) with the
  * demo accounts, one confidential client for codeflow, PKCE required, rotating refresh tokens,
  * revocation, RP-initiated logout (GET and POST) and back-channel logout, plus a demo protected API
- * at /api/me.
+ * at /api/me. A second client, DEMO_SERVICE_CLIENT, may use the client_credentials grant only.
  */
 export async function startDevProvider(options: DevProviderOptions): Promise<DevProvider> {
   const app = express();
@@ -147,6 +161,17 @@ function providerConfiguration(
           backchannel_logout_session_required: true,
         }),
       },
+      {
+        // No person, no browser: no redirect URIs, no response types, only client_credentials.
+        client_id: DEMO_SERVICE_CLIENT.clientId,
+        client_secret: DEMO_SERVICE_CLIENT.clientSecret,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        // The scopes it may be granted; asking for any other listed scope is invalid_scope.
+        scope: DEMO_SERVICE_CLIENT.scope,
+      },
     ],
     fetch: fetchAllowing(options.client.backchannelLogoutUri),
     jwks: { keys: [signingKey as never] },
@@ -172,13 +197,16 @@ function providerConfiguration(
       profile: ['name'],
       email: ['email', 'email_verified'],
     },
-    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    scopes: ['openid', 'profile', 'email', 'offline_access', DEMO_SERVICE_CLIENT.scope],
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => true },
     // Rotate on every use, as Okta, Auth0 and Entra do; a reused refresh token revokes the grant.
     rotateRefreshToken: () => true,
     ttl: {
       AccessToken: options.accessTokenTtlSeconds,
+      // Opaque, kept in the provider's store like a person's access token (no resource indicator
+      // is asked for, so no JWT): the demo API looks it up there.
+      ClientCredentials: options.accessTokenTtlSeconds,
       AuthorizationCode: 60,
       IdToken: 3600,
       RefreshToken: 14 * 24 * 3600,
@@ -194,6 +222,8 @@ function providerConfiguration(
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      // RFC 6749 §4.4, for DEMO_SERVICE_CLIENT only: the grant_types of codeflow's client exclude it.
+      clientCredentials: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
