@@ -90,8 +90,77 @@ app.get('/dashboard', async (req, res) => {
     api: { status: api.status, ok: api.ok, body },
     apiUrl,
     csrfToken: 'bare',
+    revocable: true,
+    // The panel as codeflow shows it after a sign-in and many views: its steps, fixed.
+    flow: FIXED_FLOW,
+    flowHidden: 40,
   });
 });
+
+/** A sign-in's four steps and five API calls, the size of codeflow's own (see src/auth/flow-events.ts). */
+const at = Date.now();
+const FIXED_FLOW = [
+  {
+    step: 'authorize',
+    at,
+    request: {
+      redirect_uri: 'http://127.0.0.1:3000/callback',
+      scope: 'openid profile email offline_access',
+      state: 'abcdef… (43 characters)',
+      nonce: 'abcdef… (43 characters)',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+      prompt: 'consent',
+      client_id: 'codeflow-dev',
+      response_type: 'code',
+    },
+  },
+  {
+    step: 'callback',
+    at,
+    atProviderSeconds: 1,
+    received: ['code', 'iss', 'state'],
+    codeLength: 43,
+    iss: { sent: 'http://127.0.0.1:3001', expected: true, matched: true },
+  },
+  {
+    step: 'token',
+    at,
+    ms: 20,
+    tokenType: 'Bearer',
+    expiresIn: 300,
+    scope: 'openid profile email offline_access',
+    tokens: ['access_token', 'id_token', 'refresh_token'],
+  },
+  {
+    step: 'id_token',
+    at,
+    header: { alg: 'RS256', kid: '65f9aeaacd233ed1' },
+    claims: {
+      sub: 'alice',
+      acr: 'urn:codeflow:dev:password',
+      amr: ['pwd'],
+      nonce: 'abcdef… (43 characters)',
+      sid: 'x'.repeat(43),
+      aud: 'codeflow-dev',
+      exp: Math.floor(at / 1000) + 3600,
+      iat: Math.floor(at / 1000),
+      iss: 'http://127.0.0.1:3001',
+    },
+    checks: ['signature', 'iss', 'aud', 'azp', 'exp', 'iat', 'nonce'].map((name) => ({
+      name,
+      detail: `${name} checked against what this sign-in expects`,
+    })),
+  },
+  ...Array.from({ length: 5 }, () => ({
+    step: 'api',
+    at,
+    ms: 5,
+    status: 200,
+    attempts: 1,
+    url: 'http://127.0.0.1:3001/api/me',
+  })),
+];
 
 app.listen(Number(required('PORT')), '127.0.0.1');
 

@@ -77,7 +77,11 @@ async function measureKey(redis: BenchRedis, key: string): Promise<StoredKey | u
   } else if (type === 'set') {
     // The session index's sets: one member per session id.
     for (const member of await client.sMembers(key)) bytes += Buffer.byteLength(member);
-  } else throw new Error(`${key}: a ${type}; the bench counts strings, hashes and sets only`);
+  } else if (type === 'list') {
+    // The flow panel's events: one item per event.
+    for (const item of await client.lRange(key, 0, -1)) bytes += Buffer.byteLength(item);
+  } else
+    throw new Error(`${key}: a ${type}; the bench counts strings, hashes, sets and lists only`);
   const ttl = await client.pTTL(key);
   return {
     kind: `${key.slice(0, key.lastIndexOf(':') + 1)}…`,

@@ -6,6 +6,7 @@ import helmet from 'helmet';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
 import { createBackchannelLogout } from './auth/backchannel-logout.js';
 import type { ClientKey } from './auth/client-key.js';
+import { createFlowRecorder } from './auth/flow-events.js';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
 import type { Config } from './config.js';
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   const csrfToken = (req: express.Request) => generateToken(req);
   const csp = cspDirectives(config, provider);
+  const flow = createFlowRecorder(sessions.flow, config.session.maxAgeSeconds * 1000);
   const auth = createAuthHandlers({
     config,
     provider,
@@ -93,6 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
     index: sessions.index,
     endSession,
     revoker,
+    flow,
     csrfToken,
     policyPostingTo: memoized((origin) =>
       contentSecurityPolicy({ ...csp, formAction: ["'self'", origin] }),
@@ -131,6 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
     revoker,
     refreshedWrites: createRefreshedWrites(tokens, revoker),
     onRefresh: (outcome) => metrics.refresh(outcome),
+    flow,
     apiUrl: config.apiUrl,
     api: {
       authScheme: config.api.authScheme,
@@ -214,6 +218,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/callback', callbackLimit, counted(auth.callback, metrics));
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
+  app.get('/dashboard/flow', requireUser, pages.flow);
   app.get('/sessions', requireUser, sessionsPages.sessions);
   app.post('/sessions/end', requireUser, form, csrfSynchronisedProtection, sessionsPages.endOne);
   app.post(

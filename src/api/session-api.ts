@@ -27,12 +27,25 @@ export async function fetchApiForSession(
   const url = deps.apiUrl ?? userinfoUrl(oidc);
   if (!url) return { record };
 
-  let response = await send(oidc, record.tokens.accessToken, url, deps.api);
+  const call = async (accessToken: string) => {
+    const started = performance.now();
+    const answer = await send(oidc, accessToken, url, deps.api);
+    deps.flow?.record(req.sessionID, req.log, {
+      step: 'api',
+      at: deps.now() * 1000,
+      ms: Math.round(performance.now() - started),
+      status: answer.status,
+      attempts: answer.attempts,
+      url: url.origin + url.pathname,
+    });
+    return answer;
+  };
+  let response = await call(record.tokens.accessToken);
   if (response.status === 401) {
     // RFC 6750 §3.1 invalid_token: expired early or revoked. One refresh, one retry.
     const rejectedAccessToken = record.tokens.accessToken;
     record = await refreshTokens(req, deps, { force: true, rejectedAccessToken });
-    response = await send(oidc, record.tokens.accessToken, url, deps.api);
+    response = await call(record.tokens.accessToken);
     if (response.status === 401) {
       throw new AppError(
         'api_unauthorized',

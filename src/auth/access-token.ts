@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import * as client from 'openid-client';
 import { AppError, storeUnavailable } from '../errors.js';
 import type { RefreshOutcome } from '../metrics.js';
+import type { FlowRecorder } from './flow-events.js';
 import type { RefreshLock } from '../session/backend.js';
 import type { EndSession } from '../session/end-session.js';
 import type { RefreshedWrites } from '../tokens/refreshed-writes.js';
@@ -29,6 +30,8 @@ export interface AccessTokenDeps {
   refreshedWrites: RefreshedWrites;
   /** Told how each request's refresh ended (metrics). */
   onRefresh?: (outcome: RefreshOutcome) => void;
+  /** The "How you signed in" panel's record. */
+  flow?: FlowRecorder;
 }
 
 export interface RefreshOptions {
@@ -71,13 +74,36 @@ export async function refreshTokens(
 ): Promise<TokenRecord> {
   const sid = req.sessionID;
   const report = deps.onRefresh ?? (() => undefined);
+  const why = options.rejectedAccessToken
+    ? 'after a 401'
+    : options.force
+      ? 'Refresh now'
+      : 'ahead of expiry';
+  const started = performance.now();
+  const recordFlow = (outcome: 'refreshed' | 'joined' | 'raced', rotated?: boolean) =>
+    deps.flow?.record(sid, req.log, {
+      step: 'refresh',
+      at: deps.now() * 1000,
+      ms: Math.round(performance.now() - started),
+      why,
+      outcome,
+      rotated,
+    });
   let refresh = deps.inFlight.get(sid);
   if (refresh) {
     report('joined');
-  } else {
-    refresh = underLock(sid, deps, () => runRefresh(req, deps, options, report)).finally(() =>
-      deps.inFlight.delete(sid),
+    void refresh.then(
+      () => recordFlow('joined'),
+      () => undefined,
     );
+  } else {
+    refresh = underLock(sid, deps, () =>
+      runRefresh(req, deps, options, (outcome, record) => {
+        report(outcome);
+        if (record && (outcome === 'refreshed' || outcome === 'raced'))
+          recordFlow(outcome, outcome === 'refreshed' ? record.refreshes.rotated : undefined);
+      }),
+    ).finally(() => deps.inFlight.delete(sid));
     deps.inFlight.set(sid, refresh);
   }
   try {
@@ -104,11 +130,11 @@ async function runRefresh(
   req: Request,
   deps: AccessTokenDeps,
   options: RefreshOptions,
-  report: (outcome: RefreshOutcome) => void,
+  report: (outcome: RefreshOutcome, record?: TokenRecord) => void,
 ): Promise<TokenRecord> {
   try {
     const { record, outcome } = await refreshOnce(req, deps, options);
-    report(outcome);
+    report(outcome, record);
     return record;
   } catch (err) {
     const unavailable = err instanceof AppError && err.kind === 'provider_unavailable';

@@ -16,6 +16,14 @@ import {
 import type { Revoker } from '../tokens/revocation.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { accessRefusal } from './access-rules.js';
+import {
+  authorizeEvent,
+  callbackEvent,
+  idTokenEvent,
+  tokenEvent,
+  type FlowEvent,
+  type FlowRecorder,
+} from './flow-events.js';
 import { githubPerson } from './github.js';
 import {
   checkIssuedAt,
@@ -26,7 +34,13 @@ import {
 import { callbackError } from './oauth-errors.js';
 import type { Provider } from './provider.js';
 import { toStoredTokens } from './tokens.js';
-import { addTransaction, newTransaction, safeReturnTo, takeTransaction } from './transactions.js';
+import {
+  addTransaction,
+  newTransaction,
+  safeReturnTo,
+  takeTransaction,
+  type LoginTransaction,
+} from './transactions.js';
 
 export interface AuthDeps {
   config: Config;
@@ -36,6 +50,8 @@ export interface AuthDeps {
   tokens: TokenStore;
   index: SessionIndex;
   endSession: EndSession;
+  /** The "How you signed in" panel's record. */
+  flow: FlowRecorder;
   /** Revokes, in the background, the tokens of someone the access rules refuse. */
   revoker: Revoker;
   /** Makes the session's CSRF token (csrf-sync), stored with the session at sign-in. */
@@ -48,15 +64,9 @@ export interface AuthDeps {
 export function createAuthHandlers(deps: AuthDeps) {
   const { config, provider, now } = deps;
   const github = config.oidc.kind === 'github' ? config.github : undefined;
-  /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
-  async function login(req: Request, res: Response): Promise<void> {
-    ensureSession(req); // the session may have just ended (absolute lifetime)
-    const oidc = await provider.getConfiguration();
-    // Only a validated same-origin path is kept; nothing else from the request reaches the URL.
-    const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
-    req.session.transactions = addTransaction(req.session.transactions, tx, now());
-
-    const authorizationUrl = client.buildAuthorizationUrl(oidc, {
+  /** The authorization request for one transaction (the same URL again for the flow panel). */
+  async function authorizationUrlFor(oidc: client.Configuration, tx: LoginTransaction) {
+    return client.buildAuthorizationUrl(oidc, {
       redirect_uri: config.redirectUri.href,
       scope: config.oidc.scopes,
       state: tx.state,
@@ -68,6 +78,17 @@ export function createAuthHandlers(deps: AuthDeps) {
       // may ignore it and issue no refresh token (oidc-provider and Google do exactly that).
       ...(config.oidc.scopes.split(' ').includes('offline_access') && { prompt: 'consent' }),
     });
+  }
+
+  /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
+  async function login(req: Request, res: Response): Promise<void> {
+    ensureSession(req); // the session may have just ended (absolute lifetime)
+    const oidc = await provider.getConfiguration();
+    // Only a validated same-origin path is kept; nothing else from the request reaches the URL.
+    const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
+    req.session.transactions = addTransaction(req.session.transactions, tx, now());
+
+    const authorizationUrl = await authorizationUrlFor(oidc, tx);
     // The transaction must be stored before the browser can come back with its state.
     await saveSession(req);
     res.redirect(authorizationUrl.href);
@@ -116,6 +137,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     const currentUrl = new URL(config.redirectUri);
     currentUrl.search = new URL(req.originalUrl, config.appBaseUrl).search;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    const exchangeStarted = performance.now();
     try {
       tokens = await client.authorizationCodeGrant(
         oidc,
@@ -132,6 +154,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     } catch (err) {
       throw callbackError(err);
     }
+    const exchangeMs = Math.round(performance.now() - exchangeStarted);
     checkIssuedAt(tokens.claims()?.iat, now());
 
     // 4. Only now are the tokens trusted. Keep the claims the pages need: from the ID token, or
@@ -170,6 +193,26 @@ export function createAuthHandlers(deps: AuthDeps) {
     await deps.index.add(req.sessionID, entry, ttlMs, lifetimeMs).catch((err: unknown) => {
       throw storeUnavailable(err);
     });
+    // The panel's record of this sign-in, step by step (never a token, code or verifier).
+    const at = now() * 1000;
+    deps.flow.record(
+      req.sessionID,
+      req.log,
+      authorizeEvent(await authorizationUrlFor(oidc, tx), tx.createdAt * 1000),
+      callbackEvent(req.query, tx.createdAt * 1000, at, metadata),
+      tokenEvent(tokens, exchangeMs, at),
+      ...optional(
+        idTokenEvent(
+          tokens,
+          {
+            issuer: metadata.issuer,
+            clientId: config.oidc.clientId,
+            nonce: github ? undefined : tx.nonce,
+          },
+          at,
+        ),
+      ),
+    );
     if (Object.keys(rest).length > 0) req.session.transactions = rest;
     req.session.user = user;
     req.session.authenticatedAt = signedInAt;
@@ -189,6 +232,8 @@ export function createAuthHandlers(deps: AuthDeps) {
   async function logout(req: Request, res: Response): Promise<void> {
     const oidc = await provider.getConfiguration().catch(() => undefined);
     const endpoint = oidc?.serverMetadata().end_session_endpoint;
+    // The session's record, read before the session (and it) ends: shown once more, with this step.
+    const flow = req.session?.user ? await deps.flow.read(req.sessionID) : [];
     const tokens = (await deps.endSession(req, 'sign-out'))?.tokens;
     // Nothing personal stays in this browser's cache for the Back button (ASVS 14.3.1).
     res.set('Clear-Site-Data', '"cache"');
@@ -204,7 +249,16 @@ export function createAuthHandlers(deps: AuthDeps) {
     // sits in a URL, where browser history and the provider's access logs would keep it.
     if (oidc && endpoint && tokens?.idToken) {
       res.set('Content-Security-Policy', deps.policyPostingTo(new URL(endpoint).origin));
+      const signOut: FlowEvent = {
+        step: 'sign-out',
+        at: now() * 1000,
+        revocation: oidc.serverMetadata().revocation_endpoint
+          ? 'in the background'
+          : 'not possible',
+        atProvider: true,
+      };
       return res.render('signing-out', {
+        flow: [...flow, signOut],
         endpoint,
         fields: {
           id_token_hint: tokens.idToken,
@@ -239,4 +293,8 @@ function indexEntry(
     ...(typeof claims.acr === 'string' && { acr: claims.acr.slice(0, 100) }),
     ...(amr?.length && { amr }),
   };
+}
+
+function optional(event: FlowEvent | undefined): FlowEvent[] {
+  return event ? [event] : [];
 }

@@ -21,6 +21,8 @@ export function createPages(deps: PageDeps) {
    */
   async function dashboard(req: Request, res: Response): Promise<void> {
     const { record, api } = await fetchApiForSession(req, deps);
+    // The sign-in's steps and the latest few after them; the whole record is on /dashboard/flow.
+    const flow = (await deps.flow?.readRecent(req.sessionID, 5)) ?? { events: [], hidden: 0 };
     // Discovered already by the call above: no request to the provider.
     const oidc = await deps.provider.getConfiguration();
     res.render('dashboard', {
@@ -28,6 +30,8 @@ export function createPages(deps: PageDeps) {
       tokens: tokenStatus(record.tokens, deps.now()),
       refresh: record.refreshes,
       revocable: canRevoke(oidc),
+      flow: flow.events,
+      flowHidden: flow.hidden,
       api: api?.response,
       apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),
@@ -40,11 +44,20 @@ export function createPages(deps: PageDeps) {
     res.redirect(303, '/dashboard');
   }
 
+  /** GET /dashboard/flow: every step of this session's sign-in and since, in detail. */
+  async function flow(req: Request, res: Response): Promise<void> {
+    res.render('flow', {
+      user: req.session.user,
+      csrfToken: deps.csrfToken(req),
+      flow: (await deps.flow?.read(req.sessionID)) ?? [],
+    });
+  }
+
   /** JSON of the signed-in person for scripts on the page: claims only, never a token. */
   function me(req: Request, res: Response): void {
     const { iss, sub, name, email } = req.session.user!;
     res.json({ iss, sub, name, email });
   }
 
-  return { home, dashboard, refreshNow, me };
+  return { home, dashboard, refreshNow, me, flow };
 }

@@ -21,6 +21,8 @@ export interface SessionBackend {
   tokens: TokenVault;
   /** Signed-in sessions by person and by provider session (the sessions page, back-channel logout). */
   index: SessionIndex;
+  /** What happened in a session's sign-in and since (the "How you signed in" panel): its last events. */
+  flow: FlowLog;
   /**
    * Ends the session for good, in one step: a tombstone for the id, the session, its tokens and its
    * index entry deleted (and, when `ref` names them, its place in the index sets; lists prune the
@@ -37,6 +39,17 @@ export interface SessionBackend {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A session's protocol events, oldest first, at most {@link FLOW_MAX_EVENTS}: appended without a
+ * version check (each is one more line), never for an ended session, deleted when it ends.
+ */
+export interface FlowLog {
+  append(sid: string, events: readonly string[], ttlMs: number): Promise<void>;
+  read(sid: string): Promise<string[]>;
+}
+
+export const FLOW_MAX_EVENTS = 50;
 
 /** Serialises refreshes of one session across every instance that shares the backend. */
 export interface RefreshLock {

@@ -1,5 +1,5 @@
 import type { SealedRecord, WriteOutcome } from '../tokens/token-store.js';
-import { TOMBSTONE_TTL_MS, type SessionBackend } from './backend.js';
+import { FLOW_MAX_EVENTS, TOMBSTONE_TTL_MS, type SessionBackend } from './backend.js';
 import { ExpiringMap } from './expiring-map.js';
 import {
   newestFirst,
@@ -33,8 +33,9 @@ export function memoryBackend(maxSessions = DEFAULT_MAX_SESSIONS): MemoryBackend
   // Logout tokens' ids, for as long as a replay could still pass the token's age check.
   const remembered = new ExpiringMap<true>(maxSessions * 10);
   const index = memoryIndex(maxSessions, (sid) => ended.get(sid) !== undefined);
+  const flows = new ExpiringMap<string[]>(maxSessions);
   const sweeper = setInterval(() => {
-    for (const map of [sessions, tokens, ended, remembered]) map.sweep();
+    for (const map of [sessions, tokens, ended, remembered, flows]) map.sweep();
     index.sweep();
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -61,10 +62,18 @@ export function memoryBackend(maxSessions = DEFAULT_MAX_SESSIONS): MemoryBackend
       },
     },
     index,
+    flow: {
+      async append(sid, events, ttlMs) {
+        if (ended.get(sid)) return;
+        flows.set(sid, [...(flows.get(sid) ?? []), ...events].slice(-FLOW_MAX_EVENTS), ttlMs);
+      },
+      read: async (sid) => [...(flows.get(sid) ?? [])],
+    },
     async end(sid) {
       ended.set(sid, true, TOMBSTONE_TTL_MS);
       sessions.delete(sid);
       index.remove(sid);
+      flows.delete(sid);
       return tokens.delete(sid);
     },
     async remember(key, ttlMs) {
@@ -81,6 +90,7 @@ export function memoryBackend(maxSessions = DEFAULT_MAX_SESSIONS): MemoryBackend
       let bytes = 0;
       for (const value of sessions.values()) bytes += 32 + Buffer.byteLength(value);
       for (const value of tokens.values()) bytes += 32 + value.sealed.length + 4;
+      for (const events of flows.values()) for (const e of events) bytes += Buffer.byteLength(e);
       return bytes + index.bytes();
     },
   };

@@ -5,6 +5,7 @@ import { createClient, RESP_TYPES } from 'redis';
 import type { Logger } from '../log.js';
 import type { SealedRecord, WriteOutcome } from '../tokens/token-store.js';
 import {
+  FLOW_MAX_EVENTS,
   STORE_TIMEOUT_MS,
   TOMBSTONE_TTL_MS,
   type RefreshLock,
@@ -32,6 +33,8 @@ const key = {
   providerSession: (iss: string, providerSid: string) =>
     `codeflow:psid:${providerSessionKey(iss, providerSid)}`,
   remembered: (name: string) => `codeflow:seen:${name}`,
+  /** The session's protocol events: a list, oldest first. */
+  flow: (sid: string) => `codeflow:flow:${sid}`,
 };
 
 /** The index sets a session is a member of. */
@@ -60,15 +63,23 @@ redis.call('pexpire', KEYS[1], ARGV[4])
 return 'written'`;
 
 /**
- * KEYS: session, tokens, ended, index entry, then the index sets it belongs to (when known).
+ * KEYS: session, tokens, ended, index entry, flow, then the index sets it belongs to (when known).
  * ARGV: tombstone ttl ms, sid. Returns the tokens it deleted.
  */
 const END = `
 local held = redis.call('hmget', KEYS[2], 'v', 't')
 redis.call('set', KEYS[3], '1', 'PX', ARGV[1])
-redis.call('del', KEYS[1], KEYS[2], KEYS[4])
-for i = 5, #KEYS do redis.call('srem', KEYS[i], ARGV[2]) end
+redis.call('del', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
+for i = 6, #KEYS do redis.call('srem', KEYS[i], ARGV[2]) end
 return held`;
+
+/** KEYS: flow, ended. ARGV: ttl ms, max events, then the events. Never for an ended session. */
+const FLOW_APPEND = `
+if redis.call('exists', KEYS[2]) == 1 then return 0 end
+for i = 3, #ARGV do redis.call('rpush', KEYS[1], ARGV[i]) end
+redis.call('ltrim', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('pexpire', KEYS[1], ARGV[1])
+return 1`;
 
 /** KEYS: session, index entry. ARGV: ttl ms, last seen. Never creates either. */
 const TOUCH = `
@@ -175,8 +186,22 @@ export function redisBackend(url: string, logger: Logger): SessionBackend {
       },
     },
     index: redisIndex(client),
+    flow: {
+      async append(sid, events, ttlMs) {
+        const keys = [key.flow(sid), key.ended(sid)];
+        const args = [String(ttlMs), String(FLOW_MAX_EVENTS), ...events];
+        await withinDeadline(client.eval(FLOW_APPEND, { keys, arguments: args }));
+      },
+      read: (sid) => withinDeadline(client.lRange(key.flow(sid), 0, -1)),
+    },
     async end(sid, ref) {
-      const keys = [key.session(sid), key.tokens(sid), key.ended(sid), key.entry(sid)];
+      const keys = [
+        key.session(sid),
+        key.tokens(sid),
+        key.ended(sid),
+        key.entry(sid),
+        key.flow(sid),
+      ];
       if (ref) keys.push(...setsOf(ref));
       const args = [String(TOMBSTONE_TTL_MS), sid];
       const held = await withinDeadline(binary.eval(END, { keys, arguments: args }));

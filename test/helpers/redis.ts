@@ -81,7 +81,9 @@ export async function startRedis(): Promise<TestRedis> {
             ? Object.entries(await client.hGetAll(key)).flat()
             : type === 'set'
               ? await client.sMembers(key)
-              : [await client.get(key)];
+              : type === 'list'
+                ? await client.lRange(key, 0, -1)
+                : [await client.get(key)];
         out[name] = value.map((v) => (v ?? '').toString('latin1')).join('\n');
       }
       await client.close();
