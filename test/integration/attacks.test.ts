@@ -8,7 +8,7 @@ import {
 } from '../helpers/mock-harness.js';
 
 /**
- * The relying-party checks of the project's security checklist, each played by the
+ * The relying-party checks of docs/security.md (most of its sections B and C), each played by the
  * misbehaving provider or an attacker. Every case asserts the status class, the page's message,
  * what reached the provider, that nobody is signed in, and that the process still answers; the
  * last test searches the logs for every secret issued on the way.
@@ -25,7 +25,7 @@ afterAll(async () => {
 const now = () => Math.floor(Date.now() / 1000);
 
 interface Attack {
-  /** What goes wrong, in the checklist's words. */
+  /** What goes wrong, as docs/security.md cites it. */
   name: string;
   /** Switches on the provider's misbehaviour before the sign-in starts. */
   behaviour?: () => MockBehaviour;
