@@ -1,6 +1,6 @@
 import type supertest from 'supertest';
 import { startHarness, type Harness } from './harness.js';
-import { startMockProvider, type MockProvider } from './mock-provider.js';
+import { startMockProvider, type MockBehaviour, type MockProvider } from './mock-provider.js';
 
 type Agent = ReturnType<typeof supertest.agent>;
 
@@ -11,12 +11,19 @@ export interface MockHarness extends Harness {
   mock: MockProvider;
 }
 
-/** codeflow configured against the misbehaving provider as an ordinary external issuer. */
-export async function startMockHarness(env: Record<string, string> = {}): Promise<MockHarness> {
+/**
+ * codeflow configured against the misbehaving provider as an ordinary external issuer.
+ * `behaviour` applies from the provider's first request on, before codeflow's first discovery.
+ */
+export async function startMockHarness(
+  env: Record<string, string> = {},
+  behaviour: MockBehaviour = {},
+): Promise<MockHarness> {
   const mock = await startMockProvider({
     redirectUri: `${BASE_URL}/callback`,
     postLogoutRedirectUri: `${BASE_URL}/`,
   });
+  Object.assign(mock.behaviour, behaviour);
   const h = await startHarness({
     APP_BASE_URL: BASE_URL,
     OIDC_ISSUER: mock.issuer,

@@ -1,8 +1,12 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { NO_REVOCATION_ENDPOINT } from '../../src/tokens/revocation.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
-import { received, signInAtMock, type MockHarness } from '../helpers/mock-harness.js';
-import { startMockProvider } from '../helpers/mock-provider.js';
+import {
+  received,
+  signInAtMock,
+  startMockHarness,
+  type MockHarness,
+} from '../helpers/mock-harness.js';
 import { signIn } from '../helpers/sign-in.js';
 
 /**
@@ -14,7 +18,6 @@ import { signIn } from '../helpers/sign-in.js';
 const NO_REVOCATION_SENTENCE =
   'This provider has no revocation endpoint: signing out ends your session here, but the refresh token stays valid at the provider until it expires.';
 
-const BASE_URL = 'http://127.0.0.1:3999';
 const csrfTokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
 
 const open: Array<{ close(): Promise<void> }> = [];
@@ -28,28 +31,8 @@ afterAll(async () => {
  * can have seen the endpoint).
  */
 async function withoutRevocation(): Promise<MockHarness> {
-  const mock = await startMockProvider({
-    redirectUri: `${BASE_URL}/callback`,
-    postLogoutRedirectUri: `${BASE_URL}/`,
-  });
   // JSON leaves out a field whose value is undefined: the document has no such member.
-  mock.behaviour.metadata = { revocation_endpoint: undefined };
-  const h = await startHarness({
-    APP_BASE_URL: BASE_URL,
-    OIDC_ISSUER: mock.issuer,
-    OIDC_CLIENT_ID: mock.clientId,
-    OIDC_CLIENT_SECRET: mock.clientSecret,
-    API_URL: mock.apiUrl,
-  });
-  const mh: MockHarness = {
-    ...h,
-    baseUrl: BASE_URL,
-    mock,
-    close: async () => {
-      await h.close();
-      await mock.close();
-    },
-  };
+  const mh = await startMockHarness({}, { metadata: { revocation_endpoint: undefined } });
   open.push(mh);
   return mh;
 }
