@@ -30,6 +30,8 @@ export interface Config {
     readonly clientSecret: string;
     /** How codeflow authenticates at the token and revocation endpoints. */
     readonly clientAuth: ClientAuthMethod;
+    /** Pushed authorization requests (RFC 9126): auto uses them when the provider offers them. */
+    readonly par: 'auto' | 'on' | 'off';
     /** With private_key_jwt: the file holding the private key (PEM PKCS#8, or a private JWK). */
     readonly privateKeyFile: string | undefined;
     readonly scopes: string;
@@ -135,6 +137,10 @@ const schema = z.object({
       .default('client_secret_basic'),
   ),
   OIDC_CLIENT_PRIVATE_KEY_FILE: optionalString,
+  OIDC_PAR: z.preprocess(
+    blankToUndefined,
+    z.enum(['auto', 'on', 'off'], { error: 'auto, on or off' }).default('auto'),
+  ),
   OIDC_SCOPES: z.preprocess(
     blankToUndefined,
     z.string().default('openid profile email offline_access'),
@@ -320,6 +326,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
       clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
       clientAuth: e.OIDC_CLIENT_AUTH,
+      par: e.OIDC_PAR,
       privateKeyFile: e.OIDC_CLIENT_PRIVATE_KEY_FILE,
       scopes,
       idTokenAlg: e.OIDC_ID_TOKEN_ALG,

@@ -39,6 +39,8 @@ export interface RuntimeOptions {
   /** Host name in the embedded provider's issuer; default: the app's host name. */
   devProviderHostname?: string;
   devProviderMiddleware?: DevProviderOptions['middleware'];
+  /** Whether the embedded provider offers or requires pushed authorization requests (default: off). */
+  devProviderPar?: DevProviderOptions['par'];
   /** How codeflow reaches the provider; tests route a real provider's host name to a local one. */
   providerFetch?: CustomFetch;
   /** Waits between revocation retries; tests shorten them. */
@@ -69,6 +71,7 @@ export async function createRuntime(
       hostname: options.devProviderHostname ?? config.appBaseUrl.hostname,
       listenHost: options.devProviderListenHost ?? config.host,
       middleware: options.devProviderMiddleware,
+      par: options.devProviderPar,
       accessTokenTtlSeconds: config.devProvider.accessTokenTtlSeconds,
       client: {
         clientId: config.oidc.clientId,
@@ -123,7 +126,11 @@ export async function createRuntime(
     timeoutMs: config.httpTimeoutMs,
     logger,
     metrics,
-    wants: { scopes: config.oidc.scopes, clientAuthMethod: config.oidc.clientAuth },
+    wants: {
+      scopes: config.oidc.scopes,
+      clientAuthMethod: config.oidc.clientAuth,
+      par: config.oidc.par,
+    },
   });
   const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);
   const app = createApp({

@@ -6,6 +6,12 @@ import { pino } from 'pino';
 import { createLogger, type Logger } from './log.js';
 import { createRuntime } from './runtime.js';
 
+/** Provider-check findings that no sign-in could get past, and the setting that decides each. */
+const SETTING_OF: Record<string, string> = {
+  'client authentication': 'OIDC_CLIENT_AUTH',
+  PAR: 'OIDC_PAR',
+};
+
 /** Seconds a shutdown may take before in-flight requests are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -73,9 +79,9 @@ async function main(): Promise<void> {
       () => {
         const refused = runtime.provider
           .status()
-          .check?.findings.find((f) => f.topic === 'client authentication' && f.level === 'fail');
+          .check?.findings.find((f) => f.level === 'fail' && f.topic in SETTING_OF);
         if (!refused) return;
-        logger.fatal(`codeflow cannot start: OIDC_CLIENT_AUTH: ${refused.says}`);
+        logger.fatal(`codeflow cannot start: ${SETTING_OF[refused.topic]}: ${refused.says}`);
         logger.flush(() => process.exit(1));
       },
       () => undefined,

@@ -14,6 +14,8 @@ export type FlowEvent =
       /** Epoch ms. */
       at: number;
       request: Record<string, string>;
+      /** Pushed to the provider first (RFC 9126): the browser's URL held only client_id and request_uri. */
+      pushed?: boolean;
     }
   | {
       step: 'callback';
@@ -65,12 +67,12 @@ export function shorten(value: string | undefined): string {
 }
 
 /** The authorization request as sent, its secrets shortened. */
-export function authorizeEvent(url: URL, at: number): FlowEvent {
+export function authorizeEvent(url: URL, at: number, pushed = false): FlowEvent {
   const request: Record<string, string> = {};
   for (const [name, value] of url.searchParams) {
     request[name] = name === 'state' || name === 'nonce' ? shorten(value) : value;
   }
-  return { step: 'authorize', at, request };
+  return { step: 'authorize', at, request, ...(pushed && { pushed }) };
 }
 
 export function callbackEvent(

@@ -31,7 +31,7 @@ import {
   missingTransaction,
   userFrom,
 } from './callback-checks.js';
-import { callbackError } from './oauth-errors.js';
+import { callbackError, providerTrouble } from './oauth-errors.js';
 import type { Provider } from './provider.js';
 import { toStoredTokens } from './tokens.js';
 import {
@@ -64,9 +64,18 @@ export interface AuthDeps {
 export function createAuthHandlers(deps: AuthDeps) {
   const { config, provider, now } = deps;
   const github = config.oidc.kind === 'github' ? config.github : undefined;
-  /** The authorization request for one transaction (the same URL again for the flow panel). */
-  async function authorizationUrlFor(oidc: client.Configuration, tx: LoginTransaction) {
-    return client.buildAuthorizationUrl(oidc, {
+  /**
+   * Whether the authorization request is pushed (RFC 9126): always with OIDC_PAR=on, never with
+   * off, and with auto whenever the provider offers it.
+   */
+  function pushes(oidc: client.Configuration): boolean {
+    const offered = Boolean(oidc.serverMetadata().pushed_authorization_request_endpoint);
+    return config.oidc.par === 'on' || (config.oidc.par === 'auto' && offered);
+  }
+
+  /** The authorization request's parameters for one transaction. */
+  async function authorizationParams(tx: LoginTransaction): Promise<Record<string, string>> {
+    return {
       redirect_uri: config.redirectUri.href,
       scope: config.oidc.scopes,
       state: tx.state,
@@ -77,7 +86,12 @@ export function createAuthHandlers(deps: AuthDeps) {
       // OIDC Core §11: a request for offline_access MUST carry prompt=consent, or the provider
       // may ignore it and issue no refresh token (oidc-provider and Google do exactly that).
       ...(config.oidc.scopes.split(' ').includes('offline_access') && { prompt: 'consent' }),
-    });
+    };
+  }
+
+  /** The request as it would go in a URL (for the flow panel, whether or not it was pushed). */
+  async function authorizationUrlFor(oidc: client.Configuration, tx: LoginTransaction) {
+    return client.buildAuthorizationUrl(oidc, await authorizationParams(tx));
   }
 
   /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
@@ -88,7 +102,20 @@ export function createAuthHandlers(deps: AuthDeps) {
     const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
     req.session.transactions = addTransaction(req.session.transactions, tx, now());
 
-    const authorizationUrl = await authorizationUrlFor(oidc, tx);
+    // Pushed (PAR): the parameters go to the provider over the back channel, authenticated, and
+    // the browser's URL carries only client_id and request_uri.
+    const authorizationUrl = pushes(oidc)
+      ? await client
+          .buildAuthorizationUrlWithPAR(oidc, await authorizationParams(tx))
+          .catch((err: unknown) => {
+            throw (
+              providerTrouble(err) ??
+              new AppError('provider_error', 'The provider refused the sign-in request.', {
+                cause: err,
+              })
+            );
+          })
+      : await authorizationUrlFor(oidc, tx);
     // The transaction must be stored before the browser can come back with its state.
     await saveSession(req);
     res.redirect(authorizationUrl.href);
@@ -198,7 +225,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     deps.flow.record(
       req.sessionID,
       req.log,
-      authorizeEvent(await authorizationUrlFor(oidc, tx), tx.createdAt * 1000),
+      authorizeEvent(await authorizationUrlFor(oidc, tx), tx.createdAt * 1000, pushes(oidc)),
       callbackEvent(req.query, tx.createdAt * 1000, at, metadata),
       tokenEvent(tokens, exchangeMs, at),
       ...optional(

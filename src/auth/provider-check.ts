@@ -24,6 +24,7 @@ export interface Wants {
   idTokenAlg: string;
   clientAuthMethod: string;
   scopes: string;
+  par?: 'auto' | 'on' | 'off';
 }
 
 /**
@@ -84,6 +85,27 @@ export function checkProvider(metadata: ServerMetadata, wants: Wants): ProviderC
       'fail',
       'client authentication',
       `codeflow uses ${wants.clientAuthMethod}; the provider accepts ${methods.join(', ')}`,
+    );
+  }
+
+  const parEndpoint = metadata.pushed_authorization_request_endpoint;
+  const parRequired = metadata.require_pushed_authorization_requests === true;
+  const par = wants.par ?? 'auto';
+  if (par === 'on' && !parEndpoint) {
+    add(
+      'fail',
+      'PAR',
+      'OIDC_PAR=on, but the provider has no pushed authorization request endpoint',
+    );
+  } else if (par === 'off' && parRequired) {
+    add('fail', 'PAR', 'the provider requires pushed authorization requests, and OIDC_PAR=off');
+  } else if (parEndpoint && par !== 'off') {
+    add('ok', 'PAR', `the authorization request is pushed to ${parEndpoint} (RFC 9126)`);
+  } else {
+    add(
+      'ok',
+      'PAR',
+      parEndpoint ? 'offered, not used (OIDC_PAR=off)' : 'not offered: the request goes in the URL',
     );
   }
 

@@ -35,6 +35,8 @@ export interface DevProviderOptions {
   /** Lifetime of every access token: a person's (AccessToken) and the service client's (ClientCredentials). */
   accessTokenTtlSeconds: number;
   logger: Logger;
+  /** Pushed authorization requests: not offered (default), offered, or required. */
+  par?: 'off' | 'on' | 'required';
   /** Extra Koa middleware run by oidc-provider for every request (tests record what it received). */
   middleware?: Array<Parameters<Provider['use']>[0]>;
 }
@@ -216,6 +218,12 @@ function providerConfiguration(
     },
     features: {
       devInteractions: { enabled: false },
+      // Pushed authorization requests (RFC 9126): off unless asked for, so the default demo shows
+      // the request in the URL, where a learner can read it; tests turn them on, or require them.
+      pushedAuthorizationRequests: {
+        enabled: (options.par ?? 'off') !== 'off',
+        requirePushedAuthorizationRequests: options.par === 'required',
+      },
       // A client may revoke only the tokens issued to it (RFC 7009 §2.1).
       revocation: {
         enabled: true,

@@ -48,7 +48,12 @@ export async function startHarness(
   env: Record<string, string> = {},
   options: Pick<
     RuntimeOptions,
-    'now' | 'devProviderHostname' | 'sessions' | 'revocationRetryDelaysMs' | 'providerFetch'
+    | 'now'
+    | 'devProviderHostname'
+    | 'sessions'
+    | 'revocationRetryDelaysMs'
+    | 'providerFetch'
+    | 'devProviderPar'
   > = {},
 ): Promise<Harness> {
   const server = createServer();
