@@ -115,6 +115,20 @@ export async function startHarness(
     devProviderMiddleware: [record as never],
   });
   server.on('request', runtime.app);
+  // Redis connects in the background (the app answers 503 until it can): a test starts once it
+  // is reachable, or after 5 s (a test of a Redis that is down goes on without it).
+  if (config.redisUrl) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      if (
+        await runtime.sessions.ping().then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 
   return {
     baseUrl,
