@@ -13,7 +13,7 @@ import {
   storeLifetimeMs,
   type SessionUser,
 } from '../session/session.js';
-import type { Revoker } from '../tokens/revocation.js';
+import { canRevoke, type Revoker } from '../tokens/revocation.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { accessRefusal } from './access-rules.js';
 import {
@@ -259,8 +259,9 @@ export function createAuthHandlers(deps: AuthDeps) {
   async function logout(req: Request, res: Response): Promise<void> {
     const oidc = await provider.getConfiguration().catch(() => undefined);
     const endpoint = oidc?.serverMetadata().end_session_endpoint;
-    // The session's record, read before the session (and it) ends: shown once more, with this step.
-    const flow = req.session?.user ? await deps.flow.read(req.sessionID) : [];
+    // The session's record, read before the session (and it) ends, for the page below only: shown
+    // once more, with this step.
+    const flow = endpoint && req.session?.user ? await deps.flow.read(req.sessionID) : [];
     const tokens = (await deps.endSession(req, 'sign-out'))?.tokens;
     // Nothing personal stays in this browser's cache for the Back button (ASVS 14.3.1).
     res.set('Clear-Site-Data', '"cache"');
@@ -279,9 +280,7 @@ export function createAuthHandlers(deps: AuthDeps) {
       const signOut: FlowEvent = {
         step: 'sign-out',
         at: now() * 1000,
-        revocation: oidc.serverMetadata().revocation_endpoint
-          ? 'in the background'
-          : 'not possible',
+        revocation: canRevoke(oidc) ? 'in the background' : 'not possible',
         atProvider: true,
       };
       return res.render('signing-out', {

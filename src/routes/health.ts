@@ -32,16 +32,16 @@ export function createReadyz({ provider, sessions, isProduction, isShuttingDown 
           () => 'unavailable',
         );
     const ready = store === 'ok';
-    const { check } = provider.status();
+    const { state, problem, check } = provider.status();
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'unavailable',
       sessionStore: store,
       sessionBackend: sessions.kind,
       ...(isProduction && sessions.kind === 'memory' && { warning: ONE_PROCESS_WARNING }),
-      provider: provider.status().state,
+      provider: state,
       // Why it cannot be used, when it cannot: the kind and the facts an operator acts on
       // (both issuers, the TLS error), never a secret.
-      ...(provider.status().problem && { providerProblem: provider.status().problem }),
+      ...(problem && { providerProblem: problem }),
       // The provider check (npm run check-provider): the verdict and what does not work.
       ...(check && {
         providerCheck: {
