@@ -6,9 +6,11 @@ import helmet from 'helmet';
 import { DEFAULT_RETRY_POLICY } from './api/retry.js';
 import { createBackchannelLogout } from './auth/backchannel-logout.js';
 import type { ClientKey } from './auth/client-key.js';
+import { createDPoPHandles } from './auth/dpop.js';
 import { createFlowRecorder } from './auth/flow-events.js';
 import { createAuthHandlers } from './auth/login.js';
 import type { Provider } from './auth/provider.js';
+import { requireSignIn, type AuthRequirement } from './auth/step-up.js';
 import type { Config } from './config.js';
 import { AppError, errorHandler, notFound } from './errors.js';
 import { requestLogger, type Logger } from './log.js';
@@ -87,6 +89,11 @@ export function createApp(deps: AppDeps): express.Express {
   const csrfToken = (req: express.Request) => generateToken(req);
   const csp = cspDirectives(config, provider);
   const flow = createFlowRecorder(sessions.flow, config.session.maxAgeSeconds * 1000);
+  const dpop = createDPoPHandles();
+  const stepUp: AuthRequirement = {
+    acrValues: config.stepUp.acrValues,
+    maxAgeSeconds: config.stepUp.maxAgeSeconds,
+  };
   const auth = createAuthHandlers({
     config,
     provider,
@@ -135,7 +142,9 @@ export function createApp(deps: AppDeps): express.Express {
     refreshedWrites: createRefreshedWrites(tokens, revoker),
     onRefresh: (outcome) => metrics.refresh(outcome),
     flow,
+    dpop,
     apiUrl: config.apiUrl,
+    stepUp: { requirement: stepUp, apiUrl: config.stepUp.apiUrl },
     api: {
       authScheme: config.api.authScheme,
       timeoutMs: config.httpTimeoutMs,
@@ -219,6 +228,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/dashboard', requireUser, pages.dashboard);
   app.get('/me', requireUser, pages.me);
   app.get('/dashboard/flow', requireUser, pages.flow);
+  // Step-up: a session whose sign-in is weaker or older than this page needs signs in again first.
+  app.get('/dashboard/sensitive', requireSignIn(stepUp, now), requireUser, pages.sensitive);
   app.get('/sessions', requireUser, sessionsPages.sessions);
   app.post('/sessions/end', requireUser, form, csrfSynchronisedProtection, sessionsPages.endOne);
   app.post(

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isIP, isIPv4 } from 'node:net';
 import { z } from 'zod';
 import type { AccessRules } from './auth/access-rules.js';
+import { ONE_TIME_CODE_ACR } from './dev-provider/acr.js';
 
 /** Everything codeflow reads from its environment, validated once. */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
@@ -37,10 +38,29 @@ export interface Config {
     readonly scopes: string;
     /** The one ID-token signing algorithm accepted. */
     readonly idTokenAlg: string;
+    /** DPoP (RFC 9449): tokens bound to a key per session; on by default with the embedded provider. */
+    readonly dpop: boolean;
+    /** fapi2: the FAPI 2.0 Security Profile's demands, each turned on and checked at start. */
+    readonly profile: 'none' | 'fapi2';
+  };
+  /**
+   * What /dashboard/sensitive asks of the sign-in (step-up): one of `acrValues` (none: any level),
+   * within `maxAgeSeconds` of now; and the API it calls (none: it calls nothing).
+   */
+  readonly stepUp: {
+    readonly acrValues: readonly string[];
+    readonly maxAgeSeconds: number;
+    readonly apiUrl: URL | undefined;
   };
   /** Present when the embedded development provider runs (no OIDC_ISSUER, not production). */
   readonly devProvider:
-    { readonly port: number; readonly accessTokenTtlSeconds: number } | undefined;
+    | {
+        readonly port: number;
+        readonly accessTokenTtlSeconds: number;
+        /** fapi2: PAR, DPoP, private_key_jwt and PS256 required, as a FAPI 2.0 provider does. */
+        readonly profile: 'none' | 'fapi2';
+      }
+    | undefined;
   /** Unset: the embedded provider's demo API, or the provider's userinfo endpoint. */
   readonly apiUrl: URL | undefined;
   /** With PROVIDER=github: GitHub's web and API roots (github.com, or a GitHub Enterprise Server). */
@@ -134,13 +154,38 @@ const schema = z.object({
       .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'], {
         error: 'one of client_secret_basic, client_secret_post, private_key_jwt',
       })
-      .default('client_secret_basic'),
+      .optional(),
   ),
   OIDC_CLIENT_PRIVATE_KEY_FILE: optionalString,
   OIDC_PAR: z.preprocess(
     blankToUndefined,
-    z.enum(['auto', 'on', 'off'], { error: 'auto, on or off' }).default('auto'),
+    z.enum(['auto', 'on', 'off'], { error: 'auto, on or off' }).optional(),
   ),
+  OIDC_DPOP: z.preprocess(
+    blankToUndefined,
+    z.enum(['on', 'off'], { error: 'on or off' }).optional(),
+  ),
+  OIDC_PROFILE: z.preprocess(
+    blankToUndefined,
+    z.enum(['none', 'fapi2'], { error: 'none or fapi2' }).optional(),
+  ),
+  DEV_PROVIDER_PROFILE: z.preprocess(
+    blankToUndefined,
+    z.enum(['none', 'fapi2'], { error: 'none or fapi2' }).optional(),
+  ),
+  STEP_UP_ACR_VALUES: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .trim()
+      .regex(/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/, 'acr values separated by single spaces')
+      .optional(),
+  ),
+  STEP_UP_MAX_AGE_SECONDS: z.preprocess(
+    blankToUndefined,
+    z.coerce.number().int().min(60).max(86_400).default(600),
+  ),
+  STEP_UP_API_URL: optionalString,
   OIDC_SCOPES: z.preprocess(
     blankToUndefined,
     z.string().default('openid profile email offline_access'),
@@ -161,7 +206,7 @@ const schema = z.object({
         'ES512',
         'EdDSA',
       ])
-      .default('RS256'),
+      .optional(),
   ),
   API_URL: optionalString,
   SESSION_SECRET: optionalString,
@@ -262,7 +307,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const external = Boolean(e.OIDC_ISSUER) || Boolean(github);
   if (external && !e.OIDC_CLIENT_ID)
     problems.push('OIDC_CLIENT_ID: required with OIDC_ISSUER or PROVIDER=github');
-  const keyAuth = e.OIDC_CLIENT_AUTH === 'private_key_jwt';
+  const high = highAssurance(e, !external, Boolean(github), problems);
+  const keyAuth = high.clientAuth === 'private_key_jwt';
   if (external && !keyAuth && !e.OIDC_CLIENT_SECRET) {
     problems.push(
       'OIDC_CLIENT_SECRET: required with OIDC_ISSUER (codeflow is a confidential client), unless OIDC_CLIENT_AUTH=private_key_jwt',
@@ -275,9 +321,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (keyAuth && !e.OIDC_CLIENT_PRIVATE_KEY_FILE) {
     problems.push(
-      'OIDC_CLIENT_PRIVATE_KEY_FILE: required with OIDC_CLIENT_AUTH=private_key_jwt (a PEM PKCS#8 private key or a private JWK)',
+      high.profile === 'fapi2'
+        ? 'OIDC_CLIENT_PRIVATE_KEY_FILE: required with OIDC_PROFILE=fapi2, which authenticates with private_key_jwt only (a PEM PKCS#8 private key or a private JWK; P-256 or RSA)'
+        : 'OIDC_CLIENT_PRIVATE_KEY_FILE: required with OIDC_CLIENT_AUTH=private_key_jwt (a PEM PKCS#8 private key or a private JWK)',
     );
   }
+  const stepUpApiUrl = url('STEP_UP_API_URL', e.STEP_UP_API_URL);
 
   const secrets = e.SESSION_SECRET?.split(/\s+/).filter(Boolean) ?? [];
   if (isProduction && secrets.length === 0) {
@@ -325,18 +374,30 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       clientId: e.OIDC_CLIENT_ID ?? 'codeflow-dev',
       // The embedded provider is in this process: a fresh random secret per start, never a fixed one.
       clientSecret: e.OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url'),
-      clientAuth: e.OIDC_CLIENT_AUTH,
-      par: e.OIDC_PAR,
+      clientAuth: high.clientAuth,
+      par: high.par,
       privateKeyFile: e.OIDC_CLIENT_PRIVATE_KEY_FILE,
       scopes,
-      idTokenAlg: e.OIDC_ID_TOKEN_ALG,
+      idTokenAlg: high.idTokenAlg,
+      dpop: high.dpop,
+      profile: high.profile,
     }),
     devProvider: embedded
       ? Object.freeze({
           port: e.DEV_PROVIDER_PORT ?? (e.PORT === 0 ? 0 : e.PORT + 1),
           accessTokenTtlSeconds: e.DEV_ACCESS_TOKEN_TTL,
+          profile: e.DEV_PROVIDER_PROFILE ?? high.profile,
         })
       : undefined,
+    stepUp: Object.freeze({
+      // The embedded provider's one-time-code level, so the demo shows a step-up; with another
+      // provider, only what STEP_UP_ACR_VALUES names (its own level names).
+      acrValues: Object.freeze(
+        e.STEP_UP_ACR_VALUES?.split(' ') ?? (embedded ? [ONE_TIME_CODE_ACR] : []),
+      ),
+      maxAgeSeconds: e.STEP_UP_MAX_AGE_SECONDS,
+      apiUrl: stepUpApiUrl,
+    }),
     apiUrl,
     github: github && Object.freeze(github),
     session: Object.freeze({
@@ -363,6 +424,67 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsToken: e.METRICS_TOKEN,
     accessRules,
   });
+}
+
+/** What FAPI 2.0 allows to sign ID tokens and client assertions (FAPI 2.0 Security Profile §5.4). */
+export const FAPI2_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const;
+
+/**
+ * PAR, DPoP, client authentication and the ID-token algorithm, with OIDC_PROFILE=fapi2 deciding
+ * the defaults and refusing what the profile forbids: a team turns on one variable, and a setting
+ * that contradicts it is named at start instead of failing at the first sign-in.
+ */
+function highAssurance(
+  e: z.infer<typeof schema>,
+  embedded: boolean,
+  github: boolean,
+  problems: string[],
+): {
+  profile: 'none' | 'fapi2';
+  par: 'auto' | 'on' | 'off';
+  dpop: boolean;
+  clientAuth: ClientAuthMethod;
+  idTokenAlg: string;
+} {
+  if (e.DEV_PROVIDER_PROFILE !== undefined && !embedded) {
+    problems.push(
+      'DEV_PROVIDER_PROFILE: only for the embedded provider (without OIDC_ISSUER); use OIDC_PROFILE for yours',
+    );
+  }
+  // The embedded provider in its FAPI 2.0 profile takes only a FAPI 2.0 client: codeflow follows.
+  const profile = e.OIDC_PROFILE ?? (embedded ? (e.DEV_PROVIDER_PROFILE ?? 'none') : 'none');
+  if (profile === 'none') {
+    if (e.OIDC_DPOP === 'on' && github) {
+      problems.push('OIDC_DPOP: GitHub does not bind tokens to keys (no DPoP); leave it off');
+    }
+    return {
+      profile,
+      par: e.OIDC_PAR ?? 'auto',
+      // The embedded provider's demo API checks DPoP proofs, so the demo shows binding at work.
+      dpop: (e.OIDC_DPOP ?? (embedded ? 'on' : 'off')) === 'on',
+      clientAuth: e.OIDC_CLIENT_AUTH ?? 'client_secret_basic',
+      idTokenAlg: e.OIDC_ID_TOKEN_ALG ?? 'RS256',
+    };
+  }
+  const refuse = (variable: string, value: string, why: string) =>
+    problems.push(`${variable}: ${value} is not allowed with OIDC_PROFILE=fapi2 (${why})`);
+  if (github) problems.push('OIDC_PROFILE: fapi2 needs an OpenID provider; GitHub is not one');
+  if (e.OIDC_PAR !== undefined && e.OIDC_PAR !== 'on')
+    refuse('OIDC_PAR', e.OIDC_PAR, 'the authorization request must be pushed, RFC 9126');
+  if (e.OIDC_DPOP === 'off')
+    refuse('OIDC_DPOP', 'off', 'access tokens must be sender-constrained, RFC 9449');
+  if (e.OIDC_CLIENT_AUTH !== undefined && e.OIDC_CLIENT_AUTH !== 'private_key_jwt')
+    refuse('OIDC_CLIENT_AUTH', e.OIDC_CLIENT_AUTH, 'only private_key_jwt or mutual TLS');
+  const alg = e.OIDC_ID_TOKEN_ALG;
+  if (alg !== undefined && !(FAPI2_ALGORITHMS as readonly string[]).includes(alg))
+    refuse('OIDC_ID_TOKEN_ALG', alg, `only ${FAPI2_ALGORITHMS.join(', ')} may sign`);
+  return {
+    profile,
+    par: 'on',
+    dpop: true,
+    clientAuth: 'private_key_jwt',
+    idTokenAlg: alg ?? 'PS256',
+  };
 }
 
 /**

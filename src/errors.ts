@@ -33,6 +33,10 @@ export const ERROR_KINDS = {
   },
   store_unavailable: { status: 503, title: 'Sessions are unavailable for a moment' },
   session_expired: { status: 401, title: 'Your session has ended' },
+  // Step-up: the API asked for a stronger or more recent sign-in (RFC 9470), or the one that came
+  // back from the provider was not (the session stays as it was).
+  step_up_required: { status: 401, title: 'A stronger sign-in is needed' },
+  step_up_failed: { status: 403, title: 'That sign-in was not strong enough' },
   api_forbidden: { status: 403, title: 'The API refused: a permission is missing' },
   api_unauthorized: { status: 502, title: 'The API did not accept your access' },
   api_rate_limited: { status: 503, title: 'The API is busy' },
@@ -51,6 +55,8 @@ export class AppError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** Where "sign in again" should come back to. */
   readonly returnTo: string | undefined;
+  /** The sign-in link itself, when it must ask for more than returnTo (a step-up). */
+  readonly signIn: string | undefined;
   /** Facts worth showing (label, value), such as the scopes granted and asked for. */
   readonly details: ReadonlyArray<readonly [string, string]>;
   /** Facts for the operator, logged with the error and never shown (no secret may go here). */
@@ -63,6 +69,7 @@ export class AppError extends Error {
       status?: number;
       retryAfterSeconds?: number;
       returnTo?: string;
+      signIn?: string;
       details?: ReadonlyArray<readonly [string, string]>;
       logFields?: Record<string, unknown>;
     } = {},
@@ -73,6 +80,7 @@ export class AppError extends Error {
     this.title = ERROR_KINDS[kind].title;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.returnTo = options.returnTo;
+    this.signIn = options.signIn;
     this.details = options.details ?? [];
     this.logFields = options.logFields ?? {};
   }
@@ -149,9 +157,9 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.json(body);
     return;
   }
-  const signIn = error.returnTo
-    ? `/login?returnTo=${encodeURIComponent(error.returnTo)}`
-    : '/login';
+  const signIn =
+    error.signIn ??
+    (error.returnTo ? `/login?returnTo=${encodeURIComponent(error.returnTo)}` : '/login');
   // The header still shows who is signed in (a session that just ended has no user any more).
   const user = req.session?.user;
   const csrfToken = user ? req.session?.csrfToken : undefined;

@@ -41,6 +41,8 @@ export interface RuntimeOptions {
   devProviderMiddleware?: DevProviderOptions['middleware'];
   /** Whether the embedded provider offers or requires pushed authorization requests (default: off). */
   devProviderPar?: DevProviderOptions['par'];
+  /** The embedded provider and its demo API ask for a DPoP nonce (RFC 9449 §8, §9); default: no. */
+  devProviderDpopNonce?: boolean;
   /** How codeflow reaches the provider; tests route a real provider's host name to a local one. */
   providerFetch?: CustomFetch;
   /** Waits between revocation retries; tests shorten them. */
@@ -61,7 +63,7 @@ export async function createRuntime(
   // private_key_jwt: read (and checked) at start, so a bad key file stops the start, not a sign-in.
   const clientKey: ClientKey | undefined =
     config.oidc.clientAuth === 'private_key_jwt'
-      ? await loadClientKey(config.oidc.privateKeyFile!)
+      ? await loadClientKey(config.oidc.privateKeyFile!, config.oidc.profile === 'fapi2')
       : undefined;
   if (!config.oidc.issuer && config.devProvider) {
     // Imported only when it runs: with a real issuer, oidc-provider and Koa are never loaded.
@@ -72,6 +74,10 @@ export async function createRuntime(
       listenHost: options.devProviderListenHost ?? config.host,
       middleware: options.devProviderMiddleware,
       par: options.devProviderPar,
+      profile: config.devProvider.profile,
+      // A strict provider: with codeflow's DPoP on, tokens without a proof are refused.
+      dpop: config.oidc.dpop ? 'required' : 'offered',
+      dpopNonce: options.devProviderDpopNonce ?? false,
       accessTokenTtlSeconds: config.devProvider.accessTokenTtlSeconds,
       client: {
         clientId: config.oidc.clientId,
@@ -88,6 +94,10 @@ export async function createRuntime(
       ...config,
       oidc: Object.freeze({ ...config.oidc, issuer: devProvider.issuer }),
       apiUrl: config.apiUrl ?? devProvider.apiUrl,
+      stepUp: Object.freeze({
+        ...config.stepUp,
+        apiUrl: config.stepUp.apiUrl ?? devProvider.sensitiveApiUrl,
+      }),
     });
   }
   if (!config.oidc.issuer) throw new Error('no issuer: set OIDC_ISSUER');
@@ -130,6 +140,8 @@ export async function createRuntime(
       scopes: config.oidc.scopes,
       clientAuthMethod: config.oidc.clientAuth,
       par: config.oidc.par,
+      dpop: config.oidc.dpop,
+      profile: config.oidc.profile,
     },
   });
   const revoker: Revoker = createRevoker(provider, options.revocationRetryDelaysMs);

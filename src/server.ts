@@ -10,6 +10,10 @@ import { createRuntime } from './runtime.js';
 const SETTING_OF: Record<string, string> = {
   'client authentication': 'OIDC_CLIENT_AUTH',
   PAR: 'OIDC_PAR',
+  DPoP: 'OIDC_DPOP',
+  // Failures only with OIDC_PROFILE=fapi2, which makes them requirements.
+  'RFC 9207 iss': 'OIDC_PROFILE',
+  PKCE: 'OIDC_PROFILE',
 };
 
 /** Seconds a shutdown may take before in-flight requests are cut. */

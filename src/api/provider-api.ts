@@ -23,6 +23,8 @@ export interface ApiResponse {
 }
 
 export interface ApiClientOptions {
+  /** A DPoP-bound access token: sent with the DPoP scheme and a proof from this handle (RFC 9449 §7). */
+  dpop?: client.DPoPHandle;
   /** Authorization scheme; `Bearer` goes through openid-client, anything else is sent as `<scheme> <token>`. */
   authScheme: string;
   timeoutMs: number;
@@ -68,9 +70,20 @@ async function send(
   url: URL,
   options: ApiClientOptions,
 ) {
-  if (options.authScheme.toLowerCase() === 'bearer') {
+  if (options.authScheme.toLowerCase() === 'bearer' || options.dpop) {
     try {
-      return await client.fetchProtectedResource(oidc, accessToken, url, 'GET');
+      // With a DPoP handle, openid-client sends `Authorization: DPoP`, a proof naming this URL and
+      // the token's hash, and answers the API's DPoP-Nonce challenge with one retry.
+      const dpop = options.dpop && { DPoP: options.dpop };
+      return await client.fetchProtectedResource(
+        oidc,
+        accessToken,
+        url,
+        'GET',
+        undefined,
+        undefined,
+        dpop,
+      );
     } catch (err) {
       // A 401/403 with a Bearer challenge arrives as an error that holds the response.
       if (err instanceof client.WWWAuthenticateChallengeError) return err.response;

@@ -1,7 +1,9 @@
 import type { Request } from 'express';
 import type * as client from 'openid-client';
 import { getFreshTokens, refreshTokens, type AccessTokenDeps } from '../auth/access-token.js';
+import { isBound } from '../auth/dpop.js';
 import { isUnreachable } from '../auth/oauth-errors.js';
+import { stepUpRequired } from '../auth/step-up.js';
 import { AppError } from '../errors.js';
 import type { TokenRecord } from '../tokens/token-store.js';
 import { callApi, type ApiClientOptions, type ApiResponse } from './provider-api.js';
@@ -13,23 +15,30 @@ export interface SessionApiDeps extends AccessTokenDeps {
 }
 
 /**
- * Calls the API for the signed-in person and turns each kind of answer into what they should
- * see: 401 refreshes once and retries once (never loops); 403 names the missing permission;
- * 429 and 5xx, once retries are spent, say when to come back.
+ * Calls the API (`target`, by default API_URL) for the signed-in person and turns each kind of
+ * answer into what they should see: 401 refreshes once and retries once (never loops), unless it
+ * asks for a stronger sign-in (RFC 9470: then a step-up is offered); 403 names the missing
+ * permission; 429 and 5xx, once retries are spent, say when to come back.
  * @returns the token record used last, and the API's answer unless there is no API to call.
  */
 export async function fetchApiForSession(
   req: Request,
   deps: SessionApiDeps,
+  target: URL | undefined = deps.apiUrl,
 ): Promise<{ record: TokenRecord; api?: { url: URL; response: ApiResponse } }> {
   const oidc = await deps.provider.getConfiguration();
   let record = await getFreshTokens(req, deps);
-  const url = deps.apiUrl ?? userinfoUrl(oidc);
+  const url = target ?? userinfoUrl(oidc);
   if (!url) return { record };
 
-  const call = async (accessToken: string) => {
+  const call = async ({ tokens }: TokenRecord) => {
     const started = performance.now();
-    const answer = await send(oidc, accessToken, url, deps.api);
+    // A bound token goes with the DPoP scheme and a proof; one the provider did not bind, as Bearer.
+    const dpop =
+      tokens.dpopKey && isBound(tokens.tokenType)
+        ? await deps.dpop.forSession(oidc, req.sessionID, tokens.dpopKey)
+        : undefined;
+    const answer = await send(oidc, tokens.accessToken, url, { ...deps.api, dpop });
     deps.flow?.record(req.sessionID, req.log, {
       step: 'api',
       at: deps.now() * 1000,
@@ -40,12 +49,14 @@ export async function fetchApiForSession(
     });
     return answer;
   };
-  let response = await call(record.tokens.accessToken);
+  let response = await call(record);
+  if (response.status === 401 && response.challenge?.error === 'insufficient_user_authentication')
+    throw stepUpRequired(req, response);
   if (response.status === 401) {
     // RFC 6750 §3.1 invalid_token: expired early or revoked. One refresh, one retry.
     const rejectedAccessToken = record.tokens.accessToken;
     record = await refreshTokens(req, deps, { force: true, rejectedAccessToken });
-    response = await call(record.tokens.accessToken);
+    response = await call(record);
     if (response.status === 401) {
       throw new AppError(
         'api_unauthorized',

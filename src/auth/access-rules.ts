@@ -91,9 +91,11 @@ export async function accessRefusal(
   rules: AccessRules,
   /** The person's claims when they do not come from an ID token (GitHub: from its API). */
   known?: Record<string, unknown>,
+  /** A DPoP-bound access token's proofs, for userinfo. */
+  dpop?: client.DPoPOptions,
 ): Promise<AppError | undefined> {
   if (!hasAccessRules(rules)) return undefined;
-  const claims = known ?? (await claimsForRules(oidc, tokens, rules));
+  const claims = known ?? (await claimsForRules(oidc, tokens, rules, dpop));
   const decision = checkAccess(claims, rules);
   if (decision.allowed) return undefined;
   const verified = claims.email_verified;
@@ -117,6 +119,7 @@ async function claimsForRules(
   oidc: client.Configuration,
   tokens: Tokens,
   rules: AccessRules,
+  dpop: client.DPoPOptions | undefined,
 ): Promise<Record<string, unknown>> {
   const idToken = tokens.claims();
   if (!idToken) return {}; // nothing to admit anyone by
@@ -127,7 +130,7 @@ async function claimsForRules(
   if (!lacking || !oidc.serverMetadata().userinfo_endpoint) return claims;
   let userinfo: client.UserInfoResponse;
   try {
-    userinfo = await client.fetchUserInfo(oidc, tokens.access_token, idToken.sub);
+    userinfo = await client.fetchUserInfo(oidc, tokens.access_token, idToken.sub, dpop);
   } catch (err) {
     throw callbackError(err);
   }

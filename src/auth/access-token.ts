@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import * as client from 'openid-client';
 import { AppError, storeUnavailable } from '../errors.js';
 import type { RefreshOutcome } from '../metrics.js';
+import type { DPoPHandles } from './dpop.js';
 import type { FlowRecorder } from './flow-events.js';
 import type { RefreshLock } from '../session/backend.js';
 import type { EndSession } from '../session/end-session.js';
@@ -32,6 +33,8 @@ export interface AccessTokenDeps {
   onRefresh?: (outcome: RefreshOutcome) => void;
   /** The "How you signed in" panel's record. */
   flow?: FlowRecorder;
+  /** DPoP handles per session (their nonces), made from the key in the token record. */
+  dpop: DPoPHandles;
 }
 
 export interface RefreshOptions {
@@ -175,7 +178,10 @@ async function refreshOnce(
   let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
   try {
     // Never retried: a rotated refresh token is single-use, and a blind retry would look like theft.
-    response = await client.refreshTokenGrant(oidc, refreshToken);
+    // (openid-client's one retry for a DPoP nonce is not one: the provider refused before using it.)
+    const key = current.tokens.dpopKey;
+    const options = key && { DPoP: await deps.dpop.forSession(oidc, sid, key) };
+    response = await client.refreshTokenGrant(oidc, refreshToken, undefined, options);
   } catch (err) {
     if (!isFatalRefreshError(err)) throw providerUnavailable(err);
     // Another instance may have rotated the token a moment ago: if the store holds a newer one, use it.

@@ -67,6 +67,8 @@ export function checkIssuedAt(iat: number | undefined, now: number): void {
 export async function userFrom(
   oidc: client.Configuration,
   tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  /** A DPoP-bound access token's proofs, for userinfo. */
+  dpop?: client.DPoPOptions,
 ): Promise<SessionUser> {
   const claims = tokens.claims();
   if (!claims) throw new AppError('login_failed', 'The provider sent no ID token. Start again.');
@@ -79,7 +81,7 @@ export async function userFrom(
     try {
       profile = {
         ...claims,
-        ...(await client.fetchUserInfo(oidc, tokens.access_token, claims.sub)),
+        ...(await client.fetchUserInfo(oidc, tokens.access_token, claims.sub, dpop)),
       };
     } catch (err) {
       // A different subject is an attack or a broken provider: no session. An outage only costs the name.

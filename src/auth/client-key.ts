@@ -8,6 +8,7 @@ import {
   type CryptoKey,
   type JWK,
 } from 'jose';
+import { FAPI2_ALGORITHMS } from '../config.js';
 
 /** codeflow's own signing key for private_key_jwt (RFC 7523): the private half signs, the public half is published. */
 export interface ClientKey {
@@ -19,10 +20,13 @@ export interface ClientKey {
   publicJwk: JWK;
 }
 
-/** The JWS algorithm for a key of this type; RSA: RS256, the one every provider accepts. */
-function algorithmOf(key: KeyObject): string {
+/**
+ * The JWS algorithm for a key of this type. RSA: RS256, the one every provider accepts; with FAPI
+ * 2.0, PS256, the RSA signature that profile allows.
+ */
+function algorithmOf(key: KeyObject, fapi2: boolean): string {
   const type = key.asymmetricKeyType;
-  if (type === 'rsa') return 'RS256';
+  if (type === 'rsa') return fapi2 ? 'PS256' : 'RS256';
   if (type === 'ed25519') return 'EdDSA';
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -35,10 +39,11 @@ function algorithmOf(key: KeyObject): string {
 
 /**
  * Reads the private key from `file`: PEM (PKCS#8, or PKCS#1/SEC1, which Node converts) or a
- * private JWK. The algorithm follows from the key (or the JWK's own `alg`).
+ * private JWK. The algorithm follows from the key (or the JWK's own `alg`). With `fapi2`, a key
+ * whose algorithm FAPI 2.0 forbids (RS256, ES384, ...) is refused.
  * @throws {Error} naming the file's problem (never its content).
  */
-export async function loadClientKey(file: string): Promise<ClientKey> {
+export async function loadClientKey(file: string, fapi2 = false): Promise<ClientKey> {
   const text = (await readFile(file, 'utf8')).trim();
   let key: KeyObject;
   let jwkAlg: string | undefined;
@@ -55,7 +60,12 @@ export async function loadClientKey(file: string): Promise<ClientKey> {
       'OIDC_CLIENT_PRIVATE_KEY_FILE: not a private key (PEM PKCS#8, or a private JWK)',
     );
   }
-  const alg = jwkAlg ?? algorithmOf(key);
+  const alg = jwkAlg ?? algorithmOf(key, fapi2);
+  if (fapi2 && !(FAPI2_ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new Error(
+      `OIDC_CLIENT_PRIVATE_KEY_FILE: a ${alg} key is not allowed with OIDC_PROFILE=fapi2 (only ${FAPI2_ALGORITHMS.join(', ')}: a P-256, RSA or Ed25519 key)`,
+    );
+  }
   const pkcs8 = key.export({ format: 'pem', type: 'pkcs8' }).toString();
   const privateKey = (await importPKCS8(pkcs8, alg)) as CryptoKey;
   const publicJwk = await exportJWK(createPublicKey(key));

@@ -33,6 +33,14 @@ import {
 } from './callback-checks.js';
 import { callbackError, providerTrouble } from './oauth-errors.js';
 import type { Provider } from './provider.js';
+import { dpopHandle, isBound, newDPoPKey } from './dpop.js';
+import {
+  requirementFrom,
+  shortfall,
+  signInUrl,
+  stepUpParams,
+  type SignInFacts,
+} from './step-up.js';
 import { toStoredTokens } from './tokens.js';
 import {
   addTransaction,
@@ -86,6 +94,8 @@ export function createAuthHandlers(deps: AuthDeps) {
       // OIDC Core §11: a request for offline_access MUST carry prompt=consent, or the provider
       // may ignore it and issue no refresh token (oidc-provider and Google do exactly that).
       ...(config.oidc.scopes.split(' ').includes('offline_access') && { prompt: 'consent' }),
+      // A step-up: the level and freshness the page or the API asked for.
+      ...stepUpParams(tx.stepUp),
     };
   }
 
@@ -94,12 +104,17 @@ export function createAuthHandlers(deps: AuthDeps) {
     return client.buildAuthorizationUrl(oidc, await authorizationParams(tx));
   }
 
-  /** GET /login[?returnTo=/path]: a new transaction, then off to the provider. */
+  /**
+   * GET /login[?returnTo=/path][&acr_values=..&max_age=..]: a new transaction, then off to the
+   * provider. acr_values and max_age come from a page's or the API's step-up (src/auth/step-up.ts).
+   */
   async function login(req: Request, res: Response): Promise<void> {
     ensureSession(req); // the session may have just ended (absolute lifetime)
     const oidc = await provider.getConfiguration();
-    // Only a validated same-origin path is kept; nothing else from the request reaches the URL.
-    const tx = newTransaction(safeReturnTo(req.query.returnTo), now());
+    // Only a validated same-origin path and a validated step-up are kept; nothing else from the
+    // request reaches the URL.
+    const stepUp = github ? undefined : requirementFrom(req.query.acr_values, req.query.max_age);
+    const tx = newTransaction(safeReturnTo(req.query.returnTo), now(), stepUp);
     req.session.transactions = addTransaction(req.session.transactions, tx, now());
 
     // Pushed (PAR): the parameters go to the provider over the back channel, authenticated, and
@@ -163,6 +178,10 @@ export function createAuthHandlers(deps: AuthDeps) {
     //    the whole query so the `iss` parameter is checked too.
     const currentUrl = new URL(config.redirectUri);
     currentUrl.search = new URL(req.originalUrl, config.appBaseUrl).search;
+    // DPoP (RFC 9449): this session's own key, made now; the code exchange carries its first proof,
+    // and the provider binds the access token to it.
+    const dpopKey = config.oidc.dpop ? await newDPoPKey() : undefined;
+    const dpop = dpopKey && { DPoP: await dpopHandle(oidc, dpopKey) };
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     const exchangeStarted = performance.now();
     try {
@@ -177,22 +196,28 @@ export function createAuthHandlers(deps: AuthDeps) {
               pkceCodeVerifier: tx.codeVerifier,
               idTokenExpected: true,
             },
+        undefined,
+        dpop,
       );
     } catch (err) {
       throw callbackError(err);
     }
     const exchangeMs = Math.round(performance.now() - exchangeStarted);
     checkIssuedAt(tokens.claims()?.iat, now());
+    const signInFacts = factsOf(tokens.claims());
+    if (tx.stepUp) checkStepUp(req, tx, signInFacts, tokens.claims(), now());
 
     // 4. Only now are the tokens trusted. Keep the claims the pages need: from the ID token, or
     //    (GitHub, no ID token) from its API: /user and the primary verified email.
     const person = github && (await githubPerson(oidc, tokens.access_token, github.apiUrl));
-    const user = person ? person.user : await userFrom(oidc, tokens);
+    // userinfo takes a bound token with a proof; one the provider left unbound, as a bearer token.
+    const proofs = isBound(tokens.token_type) ? dpop : undefined;
+    const user = person ? person.user : await userFrom(oidc, tokens, proofs);
     const claims = tokens.claims() ?? ({} as client.IDToken);
     if (typeof claims.sid === 'string') user.providerSid = claims.sid;
     // Access rules (ALLOWED_EMAIL_DOMAINS, ALLOWED_GROUPS): someone outside them is refused here,
     // before any session or token is kept.
-    const refusal = await accessRefusal(oidc, tokens, config.accessRules, person?.claims);
+    const refusal = await accessRefusal(oidc, tokens, config.accessRules, person?.claims, proofs);
     if (refusal) {
       // Issued, but to someone who may not use this application: they must not stay valid.
       deps.revoker.revokeLater(toStoredTokens(tokens, now()), req.log);
@@ -205,7 +230,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     const signedInAt = now();
     const record = {
       version: 1,
-      tokens: toStoredTokens(tokens, signedInAt),
+      tokens: { ...toStoredTokens(tokens, signedInAt), ...(dpopKey && { dpopKey }) },
       refreshes: { count: 0 },
     };
     const lifetimeMs = config.session.maxAgeSeconds * 1000;
@@ -243,6 +268,8 @@ export function createAuthHandlers(deps: AuthDeps) {
     if (Object.keys(rest).length > 0) req.session.transactions = rest;
     req.session.user = user;
     req.session.authenticatedAt = signedInAt;
+    if (signInFacts.acr !== undefined) req.session.acr = signInFacts.acr;
+    if (signInFacts.authTime !== undefined) req.session.authTime = signInFacts.authTime;
     // Made now, so that no later page view changes (and so writes) the session.
     deps.csrfToken(req);
     await saveSession(req);
@@ -297,6 +324,52 @@ export function createAuthHandlers(deps: AuthDeps) {
   }
 
   return { login, callback, logout };
+}
+
+/** How the ID token says the person signed in: the level (`acr`) and when (`auth_time`). */
+function factsOf(claims: client.IDToken | undefined): SignInFacts {
+  return {
+    ...(typeof claims?.acr === 'string' && { acr: claims.acr.slice(0, 200) }),
+    ...(typeof claims?.auth_time === 'number' && { authTime: claims.auth_time }),
+  };
+}
+
+/**
+ * A step-up's sign-in must show what was asked for, by the person already signed in; else 403,
+ * and the session stays as it was (no upgrade). The check is ours, not openid-client's `maxAge`:
+ * that covers auth_time but not acr, and its failure would read as an invalid ID token.
+ * The tokens that came back are not revoked: with providers that keep one grant per person and
+ * application (oidc-provider among them), revoking them would end the session's own tokens too.
+ */
+function checkStepUp(
+  req: Request,
+  tx: LoginTransaction,
+  facts: SignInFacts,
+  claims: client.IDToken | undefined,
+  now: number,
+): void {
+  const current = req.session.user;
+  const otherPerson = current && (current.sub !== claims?.sub || current.iss !== claims?.iss);
+  const why = otherPerson
+    ? 'You signed in as a different account from the one this session belongs to.'
+    : shortfall(facts, tx.stepUp!, now);
+  if (!why) return;
+  req.log.warn(
+    {
+      acr: facts.acr,
+      authTime: facts.authTime,
+      asked: tx.stepUp,
+      otherPerson: Boolean(otherPerson),
+    },
+    'step-up refused',
+  );
+  throw new AppError('step_up_failed', why, {
+    details: [
+      ['Asked for', tx.stepUp!.acrValues.join(' or ') || 'a recent sign-in'],
+      ['The provider answered', facts.acr ?? '(no acr)'],
+    ],
+    signIn: signInUrl(tx.returnTo, tx.stepUp),
+  });
 }
 
 /** What the sessions page will show about this sign-in; only the device's names, never the header. */

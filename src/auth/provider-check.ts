@@ -1,4 +1,5 @@
 import type { ServerMetadata } from 'openid-client';
+import { DPOP_ALG } from './dpop.js';
 
 /** Entra ID's `common` / `organizations` / `consumers` metadata: one issuer template for every tenant. */
 export function isEntraTenantIndependent(issuer: string): boolean {
@@ -25,6 +26,10 @@ export interface Wants {
   clientAuthMethod: string;
   scopes: string;
   par?: 'auto' | 'on' | 'off';
+  /** OIDC_DPOP=on: the provider must advertise DPoP with ES256, the algorithm codeflow signs with. */
+  dpop?: boolean;
+  /** fapi2: what the profile requires of the provider is a failure when missing, not a gap. */
+  profile?: 'none' | 'fapi2';
 }
 
 /**
@@ -57,15 +62,18 @@ export function checkProvider(metadata: ServerMetadata, wants: Wants): ProviderC
     add('fail', 'response type', 'the provider does not offer the authorization-code flow');
   } else add('ok', 'response type', 'code');
 
+  const fapi2 = wants.profile === 'fapi2';
   const s256 = lists('code_challenge_methods_supported', 'S256');
   if (s256 === true) add('ok', 'PKCE', 'S256');
   else
     add(
-      'warn',
+      fapi2 ? 'fail' : 'warn',
       'PKCE',
-      s256 === false
-        ? 'the provider does not list S256: codeflow sends it anyway, and a provider that ignores it leaves the code unprotected if it leaks'
-        : 'the provider does not say whether it supports PKCE: codeflow sends S256 anyway',
+      fapi2
+        ? 'FAPI 2.0 requires PKCE with S256, and the provider does not list it'
+        : s256 === false
+          ? 'the provider does not list S256: codeflow sends it anyway, and a provider that ignores it leaves the code unprotected if it leaks'
+          : 'the provider does not say whether it supports PKCE: codeflow sends S256 anyway',
     );
 
   if (lists('id_token_signing_alg_values_supported', wants.idTokenAlg) === false) {
@@ -109,6 +117,32 @@ export function checkProvider(metadata: ServerMetadata, wants: Wants): ProviderC
     );
   }
 
+  const dpopAlgs = metadata.dpop_signing_alg_values_supported;
+  if (wants.dpop) {
+    if (!Array.isArray(dpopAlgs)) {
+      add(
+        'fail',
+        'DPoP',
+        'OIDC_DPOP=on, but the provider does not advertise DPoP (no dpop_signing_alg_values_supported): it would issue unbound tokens, or refuse the proofs',
+      );
+    } else if (!dpopAlgs.includes(DPOP_ALG)) {
+      add(
+        'fail',
+        'DPoP',
+        `codeflow signs DPoP proofs with ${DPOP_ALG}; the provider accepts ${dpopAlgs.join(', ')}`,
+      );
+    } else
+      add('ok', 'DPoP', `access tokens bound to a key per session, proofs signed with ${DPOP_ALG}`);
+  } else {
+    add(
+      'ok',
+      'DPoP',
+      Array.isArray(dpopAlgs)
+        ? 'offered, not used (OIDC_DPOP=off): access tokens are bearer tokens'
+        : 'not offered: access tokens are bearer tokens',
+    );
+  }
+
   if (metadata.revocation_endpoint) add('ok', 'revocation', metadata.revocation_endpoint);
   else
     add(
@@ -138,9 +172,11 @@ export function checkProvider(metadata: ServerMetadata, wants: Wants): ProviderC
     add('ok', 'RFC 9207 iss', 'sent with every authorization response');
   } else {
     add(
-      'warn',
+      fapi2 ? 'fail' : 'warn',
       'RFC 9207 iss',
-      'the provider does not send `iss` with the authorization response: codeflow relies on the ID token’s issuer check alone against mix-up',
+      fapi2
+        ? 'FAPI 2.0 requires `iss` in the authorization response (RFC 9207), and the provider does not send it'
+        : 'the provider does not send `iss` with the authorization response: codeflow relies on the ID token’s issuer check alone against mix-up',
     );
   }
 

@@ -3,7 +3,9 @@ import { isLoopbackHost, type ClientAuthMethod } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timedFetch, type Metrics, type ProviderEndpoint } from '../metrics.js';
+import type { JWK } from 'jose';
 import type { ClientKey } from './client-key.js';
+import { proofFor } from './dpop.js';
 import { providerTrouble } from './oauth-errors.js';
 import {
   checkProvider,
@@ -55,9 +57,11 @@ export interface Provider {
   /**
    * A configuration of its own for one token request (a code exchange or a refresh), which can
    * empty its signing-key cache when the response names a key it lacks. See createProvider.
+   * With `revocationProofKey`, its revocation requests carry a DPoP proof signed with that key
+   * (openid-client sends none there: see proofFor).
    * @throws {AppError} provider_unavailable while the provider cannot be discovered.
    */
-  forTokenRequest(): Promise<client.Configuration>;
+  forTokenRequest(options?: { revocationProofKey?: JWK }): Promise<client.Configuration>;
   /** `problem`: why the last discovery failed (an error kind, and facts for the operator). */
   status(): {
     state: ProviderState;
@@ -200,13 +204,17 @@ export function createProvider(options: ProviderOptions): Provider {
   }
 
   /** A token request's Configuration: our JWKS cache in, a fetch that watches keys and `kid`s. */
-  function forUse(server: client.ServerMetadata): client.Configuration {
+  function forUse(server: client.ServerMetadata, proofKey?: JWK): client.Configuration {
     const config = new client.Configuration(server, options.clientId, clientMetadata, clientAuth);
     config.timeout = options.timeoutMs / 1000;
     client.enableNonRepudiationChecks(config);
     if (insecure) client.allowInsecureRequests(config);
     if (jwksCache) client.setJwksCache(config, jwksCache);
     config[client.customFetch] = async (url, init) => {
+      if (proofKey && url === server.revocation_endpoint) {
+        const dpop = await proofFor(proofKey, init.method, new URL(url));
+        init = { ...init, headers: { ...init.headers, dpop } };
+      }
       const response = await baseFetch(url, init);
       if (response.ok && url === server.jwks_uri) {
         const jwks = (await response
@@ -260,9 +268,9 @@ export function createProvider(options: ProviderOptions): Provider {
       shared ??= tenantIndependent ?? forUse(server);
       return shared;
     },
-    async forTokenRequest() {
+    async forTokenRequest(use) {
       const server = await current();
-      return tenantIndependent ?? forUse(server);
+      return tenantIndependent ?? forUse(server, use?.revocationProofKey);
     },
     status() {
       const state: ProviderState = metadata ? 'ready' : failures > 0 ? 'unreachable' : 'pending';

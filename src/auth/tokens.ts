@@ -1,3 +1,4 @@
+import type { JWK } from 'jose';
 import * as client from 'openid-client';
 
 /** Tokens as the session keeps them: plain data, absolute times, never sent to the browser. */
@@ -12,6 +13,11 @@ export interface StoredTokens {
   issuedAt: number;
   /** Space-separated scopes granted, when the provider said. */
   scope?: string;
+  /**
+   * With DPoP (OIDC_DPOP=on): this session's private key, which signs its proofs (src/auth/dpop.ts).
+   * Kept with the tokens it binds, sealed with them, and deleted with them.
+   */
+  dpopKey?: JWK;
 }
 
 /** Seconds before expiry at which a token counts as expired, so it does not die in flight. */
@@ -40,6 +46,8 @@ export function toStoredTokens(
   if (refreshToken !== undefined) tokens.refreshToken = refreshToken;
   if (idToken !== undefined) tokens.idToken = idToken;
   if (scope !== undefined) tokens.scope = scope;
+  // A refresh keeps the session's key: the new access token is bound to it as the old one was.
+  if (previous?.dpopKey !== undefined) tokens.dpopKey = previous.dpopKey;
   if (expiresIn !== undefined) tokens.expiresAt = now + expiresIn;
   return tokens;
 }

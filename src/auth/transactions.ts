@@ -1,4 +1,5 @@
 import * as client from 'openid-client';
+import type { AuthRequirement } from './step-up.js';
 
 /** One sign-in attempt, kept server-side in the session under its `state`. */
 export interface LoginTransaction {
@@ -8,6 +9,8 @@ export interface LoginTransaction {
   returnTo: string;
   /** Epoch seconds. */
   createdAt: number;
+  /** A step-up: what the returning ID token must show (acr, auth_time), asked for in the request. */
+  stepUp?: AuthRequirement;
 }
 
 export type TransactionMap = Record<string, LoginTransaction>;
@@ -24,13 +27,18 @@ export const DEFAULT_RETURN_TO = '/dashboard';
 export const MAX_RETURN_TO_LENGTH = 512;
 
 /** Fresh, unguessable values for one attempt: all three MUST be new for every authorization request. */
-export function newTransaction(returnTo: string, now: number): LoginTransaction {
+export function newTransaction(
+  returnTo: string,
+  now: number,
+  stepUp?: AuthRequirement,
+): LoginTransaction {
   return {
     state: client.randomState(),
     nonce: client.randomNonce(),
     codeVerifier: client.randomPKCECodeVerifier(),
     returnTo,
     createdAt: now,
+    ...(stepUp && { stepUp }),
   };
 }
 

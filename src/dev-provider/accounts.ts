@@ -6,6 +6,11 @@ export interface DemoAccount {
   password: string;
   name: string;
   email: string;
+  /**
+   * The demo's second factor, asked for by a step-up: a fixed code shown on the sign-in page, as
+   * the password is. A real provider sends one, or reads it from an authenticator app.
+   */
+  oneTimeCode: string;
   /** What the demo API says about them, so the dashboard has something to show. */
   data: { plan: string; projects: string[] };
 }
@@ -16,6 +21,7 @@ export const DEMO_ACCOUNTS: readonly DemoAccount[] = [
     password: 'alice-password',
     name: 'Alice Liddell',
     email: 'alice@example.com',
+    oneTimeCode: '271828',
     data: { plan: 'team', projects: ['looking-glass', 'rabbit-hole'] },
   },
   {
@@ -23,6 +29,7 @@ export const DEMO_ACCOUNTS: readonly DemoAccount[] = [
     password: 'bob-password',
     name: 'Bob Builder',
     email: 'bob@example.com',
+    oneTimeCode: '314159',
     data: { plan: 'free', projects: ['can-we-fix-it'] },
   },
 ];
@@ -38,4 +45,9 @@ export function checkPassword(id: string, password: string): DemoAccount | undef
   const account = findAccount(id);
   const ok = timingSafeEqual(digest(account?.password ?? ''), digest(password));
   return account && ok ? account : undefined;
+}
+
+/** Whether `code` is this account's one-time code, compared in constant time. */
+export function checkOneTimeCode(account: DemoAccount, code: string): boolean {
+  return timingSafeEqual(digest(account.oneTimeCode), digest(code));
 }

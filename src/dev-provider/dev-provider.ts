@@ -7,8 +7,9 @@ import express, { type RequestHandler } from 'express';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../log.js';
 import { findAccount } from './accounts.js';
+import { ONE_TIME_CODE_ACR, PASSWORD_ACR } from './acr.js';
 import { demoApi } from './demo-api.js';
-import { PASSWORD_ACR, interactionRoutes } from './interactions.js';
+import { interactionRoutes, stepUpPolicy } from './interactions.js';
 
 export interface DevProviderOptions {
   /** 0 picks a free port (tests). */
@@ -37,6 +38,18 @@ export interface DevProviderOptions {
   logger: Logger;
   /** Pushed authorization requests: not offered (default), offered, or required. */
   par?: 'off' | 'on' | 'required';
+  /**
+   * DPoP (RFC 9449): offered (default: a proof binds the token, none gets a bearer token) or
+   * required of codeflow's client (`dpop_bound_access_tokens`), as a strict provider does.
+   */
+  dpop?: 'offered' | 'required';
+  /** The token endpoint and the demo API ask for a DPoP nonce before they take a proof. */
+  dpopNonce?: boolean;
+  /**
+   * fapi2: the FAPI 2.0 Security Profile, as oidc-provider enforces it: PAR required, PKCE S256,
+   * private_key_jwt with assertions for this issuer, DPoP-bound tokens, ID tokens signed PS256.
+   */
+  profile?: 'none' | 'fapi2';
   /** Extra Koa middleware run by oidc-provider for every request (tests record what it received). */
   middleware?: Array<Parameters<Provider['use']>[0]>;
 }
@@ -44,6 +57,8 @@ export interface DevProviderOptions {
 export interface DevProvider {
   issuer: URL;
   apiUrl: URL;
+  /** The demo API's resource that needs a recent sign-in with a one-time code (RFC 9470). */
+  sensitiveApiUrl: URL;
   provider: Provider;
   close(): Promise<void>;
 }
@@ -105,7 +120,9 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   // to the same response, and keeps headers already set).
   app.use(refuseFraming);
   app.use('/static', express.static(publicDir, { index: false }));
-  app.get('/api/me', demoApi(provider));
+  const api = demoApi(provider, { requireNonce: options.dpopNonce });
+  app.get('/api/me', api.me);
+  app.get('/api/sensitive', api.sensitive);
   app.use('/interaction', interactionRoutes(provider));
   app.post(
     '/session/end',
@@ -121,6 +138,7 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   return {
     issuer,
     apiUrl: new URL('/api/me', issuer),
+    sensitiveApiUrl: new URL('/api/sensitive', issuer),
     provider,
     close: () =>
       new Promise((resolve) => {
@@ -134,14 +152,18 @@ function providerConfiguration(
   options: DevProviderOptions,
   render: (view: string, locals: object) => Promise<string>,
 ): Configuration {
-  // A fresh signing key per start: nothing to leak, nothing to configure.
+  // A fresh signing key per start: nothing to leak, nothing to configure. FAPI 2.0 allows no
+  // RSASSA-PKCS1-v1_5 (RS256): the same kind of key then signs PS256.
+  const fapi2 = options.profile === 'fapi2';
+  const idTokenAlg = fapi2 ? 'PS256' : 'RS256';
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = {
     ...privateKey.export({ format: 'jwk' }),
     kid: randomBytes(8).toString('hex'),
-    alg: 'RS256',
+    alg: idTokenAlg,
     use: 'sig',
   };
+  const dpopRequired = fapi2 || options.dpop === 'required';
 
   return {
     clients: [
@@ -154,7 +176,9 @@ function providerConfiguration(
         response_types: ['code'],
         token_endpoint_auth_method: options.client.authMethod ?? 'client_secret_basic',
         ...(options.client.jwks && { jwks: options.client.jwks as never }),
-        id_token_signed_response_alg: 'RS256',
+        id_token_signed_response_alg: idTokenAlg,
+        // RFC 9449 §5.2: every token request must carry a proof; a token is never a bearer token.
+        ...(dpopRequired && { dpop_bound_access_tokens: true }),
         // Back-Channel Logout 1.0: a logout token is posted here when the person signs out at the
         // provider. session_required: ID tokens and logout tokens carry `sid`, so one provider
         // session ends exactly the codeflow sessions it started.
@@ -191,16 +215,26 @@ function providerConfiguration(
         }),
       };
     },
-    // How each sign-in happened (PASSWORD_ACR, amr ["pwd"]) goes into the ID token: the sessions
-    // page shows it.
-    acrValues: [PASSWORD_ACR],
+    // How each sign-in happened (PASSWORD_ACR, amr ["pwd"], or with a one-time code too) goes into
+    // the ID token: the sessions page shows it, and a step-up asks for ONE_TIME_CODE_ACR.
+    acrValues: [PASSWORD_ACR, ONE_TIME_CODE_ACR],
+    // Asking for a level the session lacks (acr_values) means signing in again, as Keycloak does.
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: stepUpPolicy(),
+    },
+    // The access token remembers how its sign-in happened, so the demo API can ask for more (RFC 9470).
+    extraTokenClaims: (ctx, token) => {
+      if (token.kind !== 'AccessToken') return undefined;
+      const from = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+      return from ? { acr: from.acr, auth_time: from.authTime } : undefined;
+    },
     claims: {
       openid: ['sub', 'acr', 'amr'],
       profile: ['name'],
       email: ['email', 'email_verified'],
     },
     scopes: ['openid', 'profile', 'email', 'offline_access', DEMO_SERVICE_CLIENT.scope],
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => true },
     // Rotate on every use, as Okta, Auth0 and Entra do; a reused refresh token revokes the grant.
     rotateRefreshToken: () => true,
@@ -221,8 +255,18 @@ function providerConfiguration(
       // Pushed authorization requests (RFC 9126): off unless asked for, so the default demo shows
       // the request in the URL, where a learner can read it; tests turn them on, or require them.
       pushedAuthorizationRequests: {
-        enabled: (options.par ?? 'off') !== 'off',
-        requirePushedAuthorizationRequests: options.par === 'required',
+        enabled: fapi2 || (options.par ?? 'off') !== 'off',
+        requirePushedAuthorizationRequests: fapi2 || options.par === 'required',
+      },
+      // FAPI 2.0 as oidc-provider enforces it (PKCE, assertion audience, redirect_uri always, ...).
+      fapi: { enabled: fapi2, profile: '2.0' },
+      dPoP: {
+        enabled: true,
+        // Only to demand nonces: the secret signs them, and is made fresh per start.
+        ...(options.dpopNonce && {
+          nonceSecret: randomBytes(32),
+          requireNonce: () => true,
+        }),
       },
       // A client may revoke only the tokens issued to it (RFC 7009 §2.1).
       revocation: {
@@ -246,6 +290,12 @@ function providerConfiguration(
         },
       },
     },
+    ...(fapi2 && {
+      enabledJWA: {
+        idTokenSigningAlgValues: ['PS256', 'ES256', 'EdDSA'],
+        clientAuthSigningAlgValues: ['PS256', 'ES256', 'EdDSA'],
+      },
+    }),
     renderError: async (ctx, out) => {
       ctx.type = 'html';
       ctx.body = await render('error', { error: out.error, description: out.error_description });

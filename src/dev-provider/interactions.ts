@@ -1,9 +1,37 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type Provider from 'oidc-provider';
-import { DEMO_ACCOUNTS, checkPassword } from './accounts.js';
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { DEMO_ACCOUNTS, checkOneTimeCode, checkPassword } from './accounts.js';
+import { ONE_TIME_CODE_ACR, PASSWORD_ACR } from './acr.js';
 
-/** The authentication context class of a sign-in with a demo account's password (ID token `acr`). */
-export const PASSWORD_ACR = 'urn:codeflow:dev:password';
+export { PASSWORD_ACR } from './acr.js';
+
+/** Whether this authorization request asks for a one-time code (`acr_values`). */
+function asksForCode(acrValues: unknown): boolean {
+  return String(acrValues ?? '')
+    .split(' ')
+    .includes(ONE_TIME_CODE_ACR);
+}
+
+/**
+ * oidc-provider's interaction policy, with one more reason to show the sign-in page: the request
+ * asks for the one-time-code level (`acr_values`) and the provider session was made without it.
+ * `acr_values` is only a wish in OpenID Connect Core §3.1.2.1; a provider that offers step-up
+ * (Keycloak, Okta, Auth0) signs the person in again at that level, and so does this one.
+ */
+export function stepUpPolicy() {
+  const { base, Check } = interactionPolicy;
+  const policy = base();
+  policy.get('login')!.checks.add(
+    new Check('acr_step_up', 'a stronger sign-in was asked for', (ctx: KoaContextWithOIDC) => {
+      const { oidc } = ctx;
+      if (!asksForCode(oidc.params?.acr_values) || ctx.oidc.result?.login)
+        return Check.NO_NEED_TO_PROMPT;
+      return oidc.acr === ONE_TIME_CODE_ACR ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
+}
 
 /**
  * The embedded provider's own sign-in and consent pages (oidc-provider leaves these to the host).
@@ -25,32 +53,44 @@ export function interactionRoutes(provider: Provider): express.Router {
         .filter(Boolean),
       accounts: DEMO_ACCOUNTS,
       error: undefined,
-      login: '',
+      // Signing in again (a step-up, or max_age passed): the account is the session's.
+      login: details.session?.accountId ?? '',
+      needsCode: asksForCode(details.params.acr_values),
     });
   });
 
   router.post('/:uid/login', form, async (req, res) => {
     const details = await provider.interactionDetails(req, res);
-    const { login = '', password = '' } = req.body as { login?: string; password?: string };
+    const {
+      login = '',
+      password = '',
+      code,
+    } = req.body as { login?: string; password?: string; code?: string };
+    const needsCode = asksForCode(details.params.acr_values);
     const account = checkPassword(String(login), String(password));
-    if (!account) {
+    const codeOk = account && code !== undefined && checkOneTimeCode(account, String(code));
+    if (!account || (needsCode && !codeOk)) {
       res.status(401).render('login', {
         uid: details.uid,
         clientId: details.params.client_id,
         scopes: [],
         accounts: DEMO_ACCOUNTS,
-        error: 'That user name and password do not match a demo account.',
+        error: needsCode
+          ? 'That user name, password and one-time code do not match a demo account.'
+          : 'That user name and password do not match a demo account.',
         login: String(login),
+        needsCode,
       });
       return;
     }
-    // How the person signed in (OpenID Connect Core §2): `amr` "pwd", a password (RFC 8176 §2),
-    // at the one level this provider offers. The ID token carries them when the provider's
-    // `claims` list `acr` and `amr` (and `acrValues` names PASSWORD_ACR, for discovery).
+    // How the person signed in (OpenID Connect Core §2): `amr` "pwd", a password, and "otp", a
+    // one-time code (RFC 8176 §2), at the level they make. The ID token carries them when the
+    // provider's `claims` list `acr` and `amr` (and `acrValues` names both levels, for discovery).
+    const [acr, amr] = codeOk ? [ONE_TIME_CODE_ACR, ['pwd', 'otp']] : [PASSWORD_ACR, ['pwd']];
     await provider.interactionFinished(
       req,
       res,
-      { login: { accountId: account.id, acr: PASSWORD_ACR, amr: ['pwd'] } },
+      { login: { accountId: account.id, acr, amr } },
       { mergeWithLastSubmission: false },
     );
   });

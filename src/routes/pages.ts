@@ -1,14 +1,18 @@
 import type { Request, Response } from 'express';
 import { fetchApiForSession, type SessionApiDeps } from '../api/session-api.js';
-import { refreshTokens } from '../auth/access-token.js';
+import { getFreshTokens, refreshTokens } from '../auth/access-token.js';
+import { bindingOf } from '../auth/dpop.js';
+import type { AuthRequirement } from '../auth/step-up.js';
 import { tokenStatus } from '../auth/tokens.js';
 import { canRevoke } from '../tokens/revocation.js';
 
 export interface PageDeps extends SessionApiDeps {
   csrfToken: (req: Request) => string;
+  /** What /dashboard/sensitive asks of the sign-in, and the API it calls (none: no call). */
+  stepUp: { requirement: AuthRequirement; apiUrl: URL | undefined };
 }
 
-/** GET /, GET /dashboard, POST /refresh, GET /me. */
+/** GET /, GET /dashboard, GET /dashboard/sensitive, POST /refresh, GET /me. */
 export function createPages(deps: PageDeps) {
   function home(req: Request, res: Response): void {
     const user = req.session?.user;
@@ -28,10 +32,32 @@ export function createPages(deps: PageDeps) {
     res.render('dashboard', {
       user: req.session.user,
       tokens: tokenStatus(record.tokens, deps.now()),
+      binding: await bindingOf(record.tokens),
       refresh: record.refreshes,
       revocable: canRevoke(oidc),
       flow: flow.events,
       flowHidden: flow.hidden,
+      api: api?.response,
+      apiUrl: api?.url.href,
+      csrfToken: deps.csrfToken(req),
+    });
+  }
+
+  /**
+   * GET /dashboard/sensitive, behind requireSignIn: shown only to a session whose sign-in meets the
+   * step-up requirement. It calls the API's sensitive resource, which may ask for more (RFC 9470).
+   */
+  async function sensitive(req: Request, res: Response): Promise<void> {
+    const { apiUrl, requirement } = deps.stepUp;
+    const { record, api } = apiUrl
+      ? await fetchApiForSession(req, deps, apiUrl)
+      : { record: await getFreshTokens(req, deps), api: undefined };
+    res.render('sensitive', {
+      user: req.session.user,
+      acr: req.session.acr,
+      authTime: req.session.authTime,
+      requirement,
+      binding: await bindingOf(record.tokens),
       api: api?.response,
       apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),
@@ -59,5 +85,5 @@ export function createPages(deps: PageDeps) {
     res.json({ iss, sub, name, email });
   }
 
-  return { home, dashboard, refreshNow, me, flow };
+  return { home, dashboard, sensitive, refreshNow, me, flow };
 }

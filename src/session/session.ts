@@ -28,6 +28,10 @@ declare module 'express-session' {
     user: SessionUser;
     /** Epoch seconds of the sign-in. */
     authenticatedAt: number;
+    /** How the person signed in (the ID token's `acr`), for pages that ask for a level. */
+    acr?: string;
+    /** When the provider last authenticated them (`auth_time`, epoch seconds), for step-up. */
+    authTime?: number;
   }
 }
 

@@ -58,7 +58,10 @@ export function createRevoker(
       : [tokens.accessToken, 'access_token'];
     for (let attempt = 1; attempt <= retryDelaysMs.length + 1; attempt++) {
       try {
-        const oidc = await provider.getConfiguration();
+        // With DPoP, a Configuration of its own, whose revocation request carries a proof.
+        const oidc = tokens.dpopKey
+          ? await provider.forTokenRequest({ revocationProofKey: tokens.dpopKey })
+          : await provider.getConfiguration();
         if (!canRevoke(oidc)) return unsupported(log);
         await client.tokenRevocation(oidc, token, { token_type_hint: tokenKind });
         counts.revoked += 1;

@@ -15,6 +15,8 @@ export interface ProviderRequest {
   route: string | undefined;
   params: Record<string, unknown>;
   authorization: string | undefined;
+  /** The DPoP proof the request carried (RFC 9449), if any. */
+  dpop: string | undefined;
   status: number;
   /** What the provider answered (the token endpoint's JSON, with the tokens it issued). */
   body: unknown;
@@ -54,6 +56,7 @@ export async function startHarness(
     | 'revocationRetryDelaysMs'
     | 'providerFetch'
     | 'devProviderPar'
+    | 'devProviderDpopNonce'
   > = {},
 ): Promise<Harness> {
   const server = createServer();
@@ -67,6 +70,8 @@ export async function startHarness(
     DEV_PROVIDER_PORT: '0',
     SESSION_SECRET: TEST_SESSION_SECRET,
     LOG_LEVEL: 'debug',
+    // Every high-assurance switch off unless a test turns it on (the demo's default is DPoP on).
+    ...(!env.OIDC_PROFILE && !env.DEV_PROVIDER_PROFILE && { OIDC_DPOP: 'off' }),
     ...env,
   });
   const providerRequests: ProviderRequest[] = [];
@@ -90,6 +95,7 @@ export async function startHarness(
         route: 'revocation',
         params: {},
         authorization: ctx.get('authorization') || undefined,
+        dpop: ctx.get('dpop') || undefined,
         status: 500,
         body: ctx.body,
       });
@@ -105,6 +111,7 @@ export async function startHarness(
       route: ctx.oidc?.route,
       params: { ...(ctx.oidc?.params ?? {}) },
       authorization: ctx.get('authorization') || undefined,
+      dpop: ctx.get('dpop') || undefined,
       status: ctx.status,
       body: ctx.body,
     });
@@ -164,6 +171,9 @@ export function startSecondInstance(
     OIDC_CLIENT_ID: a.runtime.config.oidc.clientId,
     OIDC_CLIENT_SECRET: a.runtime.config.oidc.clientSecret,
     API_URL: a.runtime.devProvider!.apiUrl.href,
+    OIDC_DPOP: a.runtime.config.oidc.dpop ? 'on' : 'off',
+    STEP_UP_ACR_VALUES: a.runtime.config.stepUp.acrValues.join(' '),
+    STEP_UP_API_URL: a.runtime.devProvider!.sensitiveApiUrl.href,
     ...env,
   });
 }

@@ -3,6 +3,13 @@ import type { Harness } from './harness.js';
 
 type Agent = ReturnType<typeof supertest.agent>;
 
+/** A demo account's credentials; `code` is its one-time code, which a step-up asks for. */
+export interface Account {
+  login: string;
+  password: string;
+  code?: string;
+}
+
 export interface SignInSteps {
   /** The authorization request /login redirected to. */
   authorizationUrl: URL;
@@ -24,7 +31,7 @@ export async function authorizeAtProvider(
   h: Harness,
   provider: Agent,
   authorizationUrl: URL,
-  account: { login: string; password: string } = { login: 'alice', password: 'alice-password' },
+  account: Account = { login: 'alice', password: 'alice-password' },
 ): Promise<URL> {
   let next = authorizationUrl.pathname + authorizationUrl.search;
   for (let hop = 0; hop < 12; hop++) {
@@ -73,7 +80,7 @@ export async function followToApp(h: Harness, provider: Agent, path: string): Pr
 export async function signIn(
   h: Harness,
   app: Agent,
-  options: { query?: string; account?: { login: string; password: string }; provider?: Agent } = {},
+  options: { query?: string; account?: Account; provider?: Agent } = {},
 ): Promise<SignInSteps & { response: supertest.Response }> {
   const authorizationUrl = await startLogin(app, options.query);
   const callbackUrl = await authorizeAtProvider(

@@ -25,7 +25,14 @@ describe('loadConfig', () => {
     expect(config.appBaseUrl.href).toBe('http://localhost:3000/');
     expect(config.redirectUri.href).toBe('http://localhost:3000/callback');
     expect(config.oidc.issuer).toBeUndefined();
-    expect(config.devProvider).toEqual({ port: 3001, accessTokenTtlSeconds: 300 });
+    expect(config.devProvider).toEqual({
+      port: 3001,
+      accessTokenTtlSeconds: 300,
+      profile: 'none',
+    });
+    // The demo binds its tokens (DPoP): its demo API checks the proofs.
+    expect(config.oidc.dpop).toBe(true);
+    expect(config.oidc.profile).toBe('none');
     expect(config.session.secretGenerated).toBe(true);
     expect(config.session.cookieName).toBe('codeflow.sid');
     expect(config.session.secureCookie).toBe(false);
