@@ -11,6 +11,8 @@ const SETTING_OF: Record<string, string> = {
   'client authentication': 'OIDC_CLIENT_AUTH',
   PAR: 'OIDC_PAR',
   DPoP: 'OIDC_DPOP',
+  // Every sign-in would fail at the ID token's signature check.
+  'ID-token algorithm': 'OIDC_ID_TOKEN_ALG',
   // Failures only with OIDC_PROFILE=fapi2, which makes them requirements.
   'RFC 9207 iss': 'OIDC_PROFILE',
   PKCE: 'OIDC_PROFILE',
@@ -77,15 +79,18 @@ async function main(): Promise<void> {
       `codeflow listening on ${runtime.config.appBaseUrl.href} (bound to ${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port})`,
     );
     // The provider is discovered now, in the background (the app serves its other pages meanwhile,
-    // and a provider that is down is tried again later). If it does not accept the configured
-    // client authentication, no sign-in could ever work: refuse to go on, and say why.
+    // and a provider that is down is tried again later). If it cannot do what the configuration
+    // asks (client authentication, PAR, DPoP, the ID-token algorithm, FAPI 2.0's demands), no
+    // sign-in could ever work: refuse to go on, and say why.
     void runtime.provider.getConfiguration().then(
       () => {
-        const refused = runtime.provider
-          .status()
-          .check?.findings.find((f) => f.level === 'fail' && f.topic in SETTING_OF);
-        if (!refused) return;
-        logger.fatal(`codeflow cannot start: ${SETTING_OF[refused.topic]}: ${refused.says}`);
+        const failed = runtime.provider.status().check?.findings.filter((f) => f.level === 'fail');
+        // Every setting at fault, in one line, in SETTING_OF's order.
+        const refused = Object.entries(SETTING_OF).flatMap(([topic, setting]) =>
+          (failed ?? []).filter((f) => f.topic === topic).map((f) => `${setting}: ${f.says}`),
+        );
+        if (refused.length === 0) return;
+        logger.fatal(`codeflow cannot start: ${refused.join('; ')}`);
         logger.flush(() => process.exit(1));
       },
       () => undefined,

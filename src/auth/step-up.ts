@@ -47,6 +47,9 @@ export function shortfall(
     return 'The provider did not say when the sign-in happened (auth_time), so it cannot count as recent.';
   }
   const age = now - facts.authTime;
+  if (age < -SKEW_SECONDS) {
+    return 'The provider dated the sign-in in the future (auth_time), so it cannot count as recent.';
+  }
   if (age > maxAgeSeconds + SKEW_SECONDS) {
     return `The sign-in happened ${minutes(age)} ago; this needs one within the last ${minutes(maxAgeSeconds)}.`;
   }

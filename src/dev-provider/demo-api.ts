@@ -3,6 +3,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import { ONE_TIME_CODE_ACR } from './acr.js';
+import type { Logger } from '../log.js';
 import { findAccount } from './accounts.js';
 
 /** What /api/sensitive asks of the sign-in behind a token: a one-time code, this recently. */
@@ -18,6 +19,8 @@ const NONCE_ROTATE_MS = 5 * 60_000;
 export interface DemoApiOptions {
   /** Every DPoP proof must carry a nonce the API issued (it answers `use_dpop_nonce` first). */
   requireNonce?: boolean;
+  /** Each refusal's reason is logged (never the token or the proof). */
+  logger?: Logger;
 }
 
 interface Caller {
@@ -45,6 +48,10 @@ interface Caller {
  */
 export function demoApi(provider: Provider, options: DemoApiOptions = {}) {
   const proofs = proofChecker(options.requireNonce ?? false);
+  const refuse = (res: Response, scheme: 'Bearer' | 'DPoP', error: string, why: string) => {
+    options.logger?.info({ error, why, path: res.req.path }, 'demo API refused a request');
+    challenge(res, scheme, error, why);
+  };
 
   async function authenticate(req: Request, res: Response): Promise<Caller | undefined> {
     const [scheme = '', value] = (req.get('authorization') ?? '').split(' ');
@@ -149,7 +156,7 @@ export function demoApi(provider: Provider, options: DemoApiOptions = {}) {
   return { me, sensitive };
 }
 
-function refuse(res: Response, scheme: 'Bearer' | 'DPoP', error: string, description: string) {
+function challenge(res: Response, scheme: 'Bearer' | 'DPoP', error: string, description: string) {
   const algs = scheme === 'DPoP' ? `, algs="${PROOF_ALGS.join(' ')}"` : '';
   res
     .status(401)

@@ -4,7 +4,11 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import express, { type RequestHandler } from 'express';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  type ClientMetadata,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { Logger } from '../log.js';
 import { findAccount } from './accounts.js';
 import { ONE_TIME_CODE_ACR, PASSWORD_ACR } from './acr.js';
@@ -76,6 +80,19 @@ export const DEMO_SERVICE_CLIENT = Object.freeze({
   scope: 'api:read',
 });
 
+/** DEMO_SERVICE_CLIENT as oidc-provider registers it. */
+const SERVICE_CLIENT: ClientMetadata = {
+  // No person, no browser: no redirect URIs, no response types, only client_credentials.
+  client_id: DEMO_SERVICE_CLIENT.clientId,
+  client_secret: DEMO_SERVICE_CLIENT.clientSecret,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  // The scopes it may be granted; asking for any other listed scope is invalid_scope.
+  scope: DEMO_SERVICE_CLIENT.scope,
+};
+
 const viewsDir = fileURLToPath(new URL('../../views/dev-provider/', import.meta.url));
 const publicDir = fileURLToPath(new URL('../../public/', import.meta.url));
 
@@ -120,7 +137,7 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   // to the same response, and keeps headers already set).
   app.use(refuseFraming);
   app.use('/static', express.static(publicDir, { index: false }));
-  const api = demoApi(provider, { requireNonce: options.dpopNonce });
+  const api = demoApi(provider, { requireNonce: options.dpopNonce, logger: options.logger });
   app.get('/api/me', api.me);
   app.get('/api/sensitive', api.sensitive);
   app.use('/interaction', interactionRoutes(provider));
@@ -177,6 +194,9 @@ function providerConfiguration(
         token_endpoint_auth_method: options.client.authMethod ?? 'client_secret_basic',
         ...(options.client.jwks && { jwks: options.client.jwks as never }),
         id_token_signed_response_alg: idTokenAlg,
+        // Every ID token says when the person signed in, as Keycloak's and Okta's do: a page that
+        // asks for a recent sign-in (step-up) can judge one without asking for max_age first.
+        require_auth_time: true,
         // RFC 9449 §5.2: every token request must carry a proof; a token is never a bearer token.
         ...(dpopRequired && { dpop_bound_access_tokens: true }),
         // Back-Channel Logout 1.0: a logout token is posted here when the person signs out at the
@@ -187,18 +207,11 @@ function providerConfiguration(
           backchannel_logout_session_required: true,
         }),
       },
-      {
-        // No person, no browser: no redirect URIs, no response types, only client_credentials.
-        client_id: DEMO_SERVICE_CLIENT.clientId,
-        client_secret: DEMO_SERVICE_CLIENT.clientSecret,
-        grant_types: ['client_credentials'],
-        response_types: [],
-        redirect_uris: [],
-        token_endpoint_auth_method: 'client_secret_basic',
-        // The scopes it may be granted; asking for any other listed scope is invalid_scope.
-        scope: DEMO_SERVICE_CLIENT.scope,
-      },
+      // FAPI 2.0 allows no client secret: the service client (client_secret_basic) is not offered.
+      ...(fapi2 ? [] : [SERVICE_CLIENT]),
     ],
+    // FAPI 2.0: private_key_jwt only (or mutual TLS, not offered here); a client with a secret is refused.
+    ...(fapi2 && { clientAuthMethods: ['private_key_jwt'] }),
     fetch: fetchAllowing(options.client.backchannelLogoutUri),
     jwks: { keys: [signingKey as never] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },

@@ -69,6 +69,22 @@ export function interactionRoutes(provider: Provider): express.Router {
     const needsCode = asksForCode(details.params.acr_values);
     const account = checkPassword(String(login), String(password));
     const codeOk = account && code !== undefined && checkOneTimeCode(account, String(code));
+    // A step-up proves more about the person already signed in here. Another account would make
+    // oidc-provider end that person's session on the way (and, by back-channel logout, their
+    // session at the application): refuse it on this page instead, and say why.
+    const signedIn = details.session?.accountId;
+    if (needsCode && account && signedIn && account.id !== signedIn) {
+      res.status(403).render('login', {
+        uid: details.uid,
+        clientId: details.params.client_id,
+        scopes: [],
+        accounts: DEMO_ACCOUNTS,
+        error: `This stronger sign-in is for ${signedIn}, who is signed in here. To use another account, sign out first.`,
+        login: signedIn,
+        needsCode,
+      });
+      return;
+    }
     if (!account || (needsCode && !codeOk)) {
       res.status(401).render('login', {
         uid: details.uid,
