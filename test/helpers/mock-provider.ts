@@ -23,6 +23,8 @@ export interface MockRequest {
   /** Form body parameters (empty for other bodies); for a repeated name, the first value. */
   body: Record<string, string>;
   authorization: string | undefined;
+  /** The DPoP proof header (RFC 9449), if the request carried one. */
+  dpop: string | undefined;
 }
 
 /**
@@ -118,6 +120,13 @@ export interface MockBehaviour {
   token?: MockTokenOutcome;
   /** Scripted outcome for `grant_type=refresh_token` only; wins over `token`. */
   refreshToken?: MockTokenOutcome;
+  /**
+   * A DPoP nonce that is never good enough (RFC 9449 §8): discovery advertises
+   * `dpop_signing_alg_values_supported: ['ES256']`, and the token endpoint answers every request
+   * 400 `{ error: 'use_dpop_nonce' }` with a fresh `DPoP-Nonce` header, whatever nonce the proof
+   * carries. A client that retries each nonce challenge would loop for ever. Consumes nothing.
+   */
+  dpopNonceAlways?: boolean;
 
   /** Authorization response tampering. */
   authorize?: {
@@ -532,6 +541,7 @@ export async function startMockProvider(options: {
       query: flatten(req.query),
       body: flatten(req.body),
       authorization: req.get('authorization'),
+      dpop: req.get('dpop'),
     });
     next();
   });
@@ -557,6 +567,7 @@ export async function startMockProvider(options: {
       grant_types_supported: ['authorization_code', 'refresh_token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
       authorization_response_iss_parameter_supported: true,
+      ...(mock.behaviour.dpopNonceAlways && { dpop_signing_alg_values_supported: ['ES256'] }),
       ...mock.behaviour.metadata,
     });
   });
@@ -607,6 +618,13 @@ export async function startMockProvider(options: {
     if (!clientAuthenticated(req)) return void rejectClient(res);
     const form = flatten(req.body);
     const b = mock.behaviour;
+    if (b.dpopNonceAlways) {
+      res
+        .status(400)
+        .set({ 'DPoP-Nonce': secret(), 'Cache-Control': 'no-store' })
+        .json({ error: 'use_dpop_nonce', error_description: 'scripted by the mock' });
+      return;
+    }
     const outcome = form.grant_type === 'refresh_token' ? (b.refreshToken ?? b.token) : b.token;
     if (await scripted(outcome, res)) return;
 
