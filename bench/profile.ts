@@ -33,6 +33,8 @@ const provider = await startProvider(`http://127.0.0.1:${port}`, 3600);
 const app = await startCodeflow({
   provider,
   port,
+  // `OIDC_DPOP=on npm run bench:profile /dashboard`: where a proof per API call goes.
+  ...(process.env.OIDC_DPOP && { env: { OIDC_DPOP: process.env.OIDC_DPOP } }),
   nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
 });
 try {

@@ -1,4 +1,6 @@
 import type { Request, Response } from 'express';
+import type { JWK } from 'jose';
+import type * as client from 'openid-client';
 import { fetchApiForSession, type SessionApiDeps } from '../api/session-api.js';
 import { getFreshTokens, refreshTokens } from '../auth/access-token.js';
 import { bindingOf } from '../auth/dpop.js';
@@ -32,7 +34,7 @@ export function createPages(deps: PageDeps) {
     res.render('dashboard', {
       user: req.session.user,
       tokens: tokenStatus(record.tokens, deps.now()),
-      binding: await bindingOf(record.tokens),
+      binding: await bindingOf(record.tokens, keyHandle(req, oidc)),
       refresh: record.refreshes,
       revocable: canRevoke(oidc),
       flow: flow.events,
@@ -57,7 +59,10 @@ export function createPages(deps: PageDeps) {
       acr: req.session.acr,
       authTime: req.session.authTime,
       requirement,
-      binding: await bindingOf(record.tokens),
+      binding: await bindingOf(
+        record.tokens,
+        keyHandle(req, await deps.provider.getConfiguration()),
+      ),
       api: api?.response,
       apiUrl: api?.url.href,
       csrfToken: deps.csrfToken(req),
@@ -83,6 +88,11 @@ export function createPages(deps: PageDeps) {
   function me(req: Request, res: Response): void {
     const { iss, sub, name, email } = req.session.user!;
     res.json({ iss, sub, name, email });
+  }
+
+  /** The session's DPoP handle (cached), for what the page shows of its key. */
+  function keyHandle(req: Request, oidc: client.Configuration) {
+    return (key: JWK) => deps.dpop.forSession(oidc, req.sessionID, key);
   }
 
   return { home, dashboard, sensitive, refreshNow, me, flow };
