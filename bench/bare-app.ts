@@ -87,6 +87,8 @@ app.get('/dashboard', async (req, res) => {
       hasRefreshToken: true,
     },
     refresh: { count: 1, lastAt: Math.floor(Date.now() / 1000), rotated: true },
+    // As codeflow's page with OIDC_DPOP=off, what the bench runs: bearer tokens, no key.
+    binding: undefined,
     api: { status: api.status, ok: api.ok, body },
     apiUrl,
     csrfToken: 'bare',

@@ -518,4 +518,42 @@ describe.runIf(redisAvailable())('DPoP keys in Redis', () => {
     expect(thumbprintOf(onB)).toBe(jkt);
     expect(thumbprintOf((await onA.get('/dashboard').expect(200)).text)).toBe(jkt);
   });
+
+  it('refreshes once for a storm split across both instances, three times over, and every page is served with the one key', async () => {
+    const { a, b, close } = await startTwoInstances(
+      { ...DPOP_ON, DEV_ACCESS_TOKEN_TTL: '2' },
+      DPOP_ON,
+    );
+    keep({ close });
+    const onA = a.app();
+    const { response } = await signIn(a, onA);
+    expect(response.status).toBe(302);
+    const cookie = await cookieOf(onA);
+    const thumbprint = thumbprintOf((await onA.get('/dashboard').expect(200)).text);
+    const refreshes = () =>
+      a.providerRequests.filter(
+        (r) => r.route === 'token' && r.params.grant_type === 'refresh_token',
+      );
+    for (let round = 0; round < 3; round++) {
+      await sleep(2200); // the access token expires
+      const before = refreshes().length;
+      // A slow token endpoint keeps the first refresh in flight while the other requests arrive.
+      a.providerDelay.tokenMs = 300;
+      const pages = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          (i % 2 ? a : b).app().get('/dashboard').set('Cookie', cookie),
+        ),
+      ).finally(() => (a.providerDelay.tokenMs = 0));
+      expect(pages.map((p) => p.status)).toEqual(Array(30).fill(200));
+      const grants = refreshes().slice(before);
+      expect(grants).toHaveLength(1);
+      expect(grants[0]!.status).toBe(200);
+      expect(grants[0]!.dpop).toEqual(expect.any(String));
+      const { jwk } = decodeProtectedHeader(grants[0]!.dpop!);
+      expect(await calculateJwkThumbprint(jwk as JWK)).toBe(thumbprint);
+      const token = answerOf(grants[0]!).access_token!;
+      expect(await jktAtProvider(a, token)).toBe(thumbprint);
+      for (const page of pages) expect(apiAnswerOf(page.text).body.boundTo).toBe(thumbprint);
+    }
+  });
 });
