@@ -1,6 +1,11 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserAvailable, launchChromium, outputDir } from '../helpers/browser.js';
+import {
+  browserAvailable,
+  launchChromium,
+  outputDir,
+  signInWithChromium as chromiumSignIn,
+} from '../helpers/browser.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { signIn } from '../helpers/sign-in.js';
 
@@ -37,20 +42,8 @@ describe.runIf(browserAvailable())('a person sees and ends their sessions in Chr
     await h?.close();
   });
 
-  /** Alice signs in with the provider's real pages; consent is asked only when no grant is left. */
-  async function signInWithChromium(page: Page): Promise<void> {
-    await page.goto(h.baseUrl);
-    await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    const allow = page.getByRole('button', { name: 'Allow' });
-    const hello = page.getByRole('heading', { name: 'Hello, Alice Liddell' });
-    await allow.or(hello).waitFor();
-    if (await allow.isVisible()) await allow.click();
-    await page.waitForURL(`${h.baseUrl}/dashboard`);
-    await hello.waitFor();
-  }
+  /** Alice signs in with the provider's real pages; consent only when no grant is left. */
+  const signInWithChromium = (page: Page) => chromiumSignIn(page, h.baseUrl);
 
   const providerOrigin = () => h.runtime.devProvider!.issuer.origin;
   const idTokensIssued = () =>

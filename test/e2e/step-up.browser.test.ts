@@ -1,7 +1,12 @@
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ONE_TIME_CODE_ACR, PASSWORD_ACR } from '../../src/dev-provider/acr.js';
-import { browserAvailable, launchChromium, outputDir } from '../helpers/browser.js';
+import {
+  browserAvailable,
+  launchChromium,
+  outputDir,
+  signInWithChromium,
+} from '../helpers/browser.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 /**
@@ -35,19 +40,9 @@ describe.runIf(browserAvailable())('a person steps up to the sensitive page in C
     const page = await context.newPage();
 
     // 1. An ordinary sign-in: the password only.
-    await page.goto(h.baseUrl);
-    await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
-    expect(await page.getByLabel('One-time code').count()).toBe(0);
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    const allow = page.getByRole('button', { name: 'Allow' });
-    const hello = page.getByRole('heading', { name: 'Hello, Alice Liddell' });
-    await allow.or(hello).waitFor();
-    if (await allow.isVisible()) await allow.click();
-    await page.waitForURL(`${h.baseUrl}/dashboard`);
-    await hello.waitFor();
+    await signInWithChromium(page, h.baseUrl, async () => {
+      expect(await page.getByLabel('One-time code').count()).toBe(0);
+    });
 
     // 2. The sensitive page asks for more: the provider's page asks for the one-time code.
     const from = h.providerRequests.length;
@@ -67,6 +62,7 @@ describe.runIf(browserAvailable())('a person steps up to the sensitive page in C
     await page.screenshot({ path: `${shots}/12-step-up-code.png`, fullPage: true });
     await page.getByRole('button', { name: 'Sign in' }).click();
     // offline_access comes with prompt=consent: the provider asks again (OIDC Core §11).
+    const allow = page.getByRole('button', { name: 'Allow' });
     const sensitive = page.getByRole('heading', { level: 1, name: 'Sensitive page' });
     await allow.or(sensitive).waitFor();
     if (await allow.isVisible()) await allow.click();

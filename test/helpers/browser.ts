@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -37,4 +37,28 @@ export function outputDir(name: string): string {
   const dir = `test-output/${name}`;
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * Alice signs in with the provider's real pages, from the home page of `baseUrl`; consent is
+ * asked only when no grant is left. `onProviderPage` runs on the provider's sign-in page first.
+ */
+export async function signInWithChromium(
+  page: Page,
+  baseUrl: string,
+  onProviderPage: () => Promise<void> = async () => undefined,
+): Promise<void> {
+  await page.goto(baseUrl);
+  await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+  await onProviderPage();
+  await page.getByLabel('User name').fill('alice');
+  await page.getByLabel('Password').fill('alice-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const allow = page.getByRole('button', { name: 'Allow' });
+  const hello = page.getByRole('heading', { name: 'Hello, Alice Liddell' });
+  await allow.or(hello).waitFor();
+  if (await allow.isVisible()) await allow.click();
+  await page.waitForURL(`${baseUrl}/dashboard`);
+  await hello.waitFor();
 }

@@ -11,7 +11,6 @@ import {
 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientKey } from '../../src/auth/client-key.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
 import { startHarness, type Harness, type ProviderRequest } from '../helpers/harness.js';
 import { startMockHarness, type MockHarness } from '../helpers/mock-harness.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
@@ -24,6 +23,7 @@ import {
   type ServerProcess,
 } from '../helpers/server-process.js';
 import { signIn } from '../helpers/sign-in.js';
+import { configProblems } from '../helpers/config-problems.js';
 
 /**
  * OIDC_PROFILE=fapi2 (the FAPI 2.0 Security Profile): PAR, PKCE S256, private_key_jwt with a
@@ -111,16 +111,7 @@ async function waitFor(h: Harness, route: string, from: number): Promise<Provide
   throw new Error(`no ${route} request reached the provider within 10 s`);
 }
 
-/** Every ConfigError problem for `env`, or [] if it loads. */
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('OIDC_PROFILE=fapi2 against the embedded provider in its FAPI 2.0 profile', () => {
   it.each([

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, FAPI2_ALGORITHMS, loadConfig } from '../../src/config.js';
+import { FAPI2_ALGORITHMS, loadConfig } from '../../src/config.js';
+import { configProblems } from '../helpers/config-problems.js';
 
 /**
  * loadConfig's high-assurance rules: OIDC_PROFILE=fapi2 decides the defaults of PAR, DPoP, client
@@ -16,15 +17,7 @@ const external = {
 };
 const github = { PROVIDER: 'github', OIDC_CLIENT_ID: 'codeflow', OIDC_CLIENT_SECRET: 'shh' };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('OIDC_PROFILE=fapi2', () => {
   it.each([

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../helpers/config-problems.js';
 
 const secret = 's'.repeat(32);
 const real = {
@@ -9,15 +10,7 @@ const real = {
   APP_BASE_URL: 'https://app.example.com',
 };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('loadConfig', () => {
   it('runs the embedded demo with nothing set', () => {
