@@ -220,7 +220,10 @@ export function createAuthHandlers(deps: AuthDeps) {
     const refusal = await accessRefusal(oidc, tokens, config.accessRules, person?.claims, proofs);
     if (refusal) {
       // Issued, but to someone who may not use this application: they must not stay valid.
-      deps.revoker.revokeLater(toStoredTokens(tokens, now()), req.log);
+      deps.revoker.revokeLater(
+        { ...toStoredTokens(tokens, now()), ...(dpopKey && { dpopKey }) },
+        req.log,
+      );
       throw refusal;
     }
 
