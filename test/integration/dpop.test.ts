@@ -521,7 +521,9 @@ describe.runIf(redisAvailable())('DPoP keys in Redis', () => {
 
   it('refreshes once for a storm split across both instances, three times over, and every page is served with the one key', async () => {
     const { a, b, close } = await startTwoInstances(
-      { ...DPOP_ON, DEV_ACCESS_TOKEN_TTL: '2' },
+      // 8 s tokens are refreshed 4 s after they are issued (half their lifetime): time enough for
+      // a whole storm to be served by one refresh, even on a loaded machine.
+      { ...DPOP_ON, DEV_ACCESS_TOKEN_TTL: '8' },
       DPOP_ON,
     );
     keep({ close });
@@ -535,7 +537,7 @@ describe.runIf(redisAvailable())('DPoP keys in Redis', () => {
         (r) => r.route === 'token' && r.params.grant_type === 'refresh_token',
       );
     for (let round = 0; round < 3; round++) {
-      await sleep(2200); // the access token expires
+      await sleep(4200); // the access token is due for a refresh
       const before = refreshes().length;
       // A slow token endpoint keeps the first refresh in flight while the other requests arrive.
       a.providerDelay.tokenMs = 300;
