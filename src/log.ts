@@ -25,6 +25,9 @@ const REDACT_PATHS = [
   '*.codeVerifier',
   '*.clientSecret',
   '*.password',
+  // A session's DPoP private key (it travels with its tokens), and a private_key_jwt assertion.
+  '*.dpopKey',
+  '*.client_assertion',
 ];
 
 /** The application logger: JSON lines, secrets redacted. Tests pass their own destination. */
