@@ -26,7 +26,7 @@ export async function newDPoPKey(): Promise<JWK> {
 }
 
 /** The public half of a session's key: what proofs carry in their header. */
-export function publicJwk(key: JWK): JWK {
+function publicJwk(key: JWK): JWK {
   const { kty, crv, x, y } = key;
   return { kty, crv, x, y };
 }

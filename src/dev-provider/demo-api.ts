@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { findAccount } from './accounts.js';
 
 /** What /api/sensitive asks of the sign-in behind a token: a one-time code, this recently. */
-export const SENSITIVE_MAX_AGE_SECONDS = 300;
+const SENSITIVE_MAX_AGE_SECONDS = 300;
 
 /** Proof algorithms the demo API accepts (RFC 9449 §7.1 `algs`), as the provider does. */
 const PROOF_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'PS256'];

@@ -4,8 +4,6 @@ import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEMO_ACCOUNTS, checkOneTimeCode, checkPassword } from './accounts.js';
 import { ONE_TIME_CODE_ACR, PASSWORD_ACR } from './acr.js';
 
-export { PASSWORD_ACR } from './acr.js';
-
 /** Whether this authorization request asks for a one-time code (`acr_values`). */
 function asksForCode(acrValues: unknown): boolean {
   return String(acrValues ?? '')

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PASSWORD_ACR } from '../../src/dev-provider/interactions.js';
+import { PASSWORD_ACR } from '../../src/dev-provider/acr.js';
 import { sessionIdOf, startHarness, type Harness } from '../helpers/harness.js';
 import {
   redisAvailable,
